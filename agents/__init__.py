@@ -1,0 +1,10 @@
+"""Policies behind one interface: ``predict(obs, state=None, episode_start=None, deterministic=True)``.
+
+Classical baselines live here beside the learned policies so that evaluation code treats
+them alike.
+"""
+
+from astrogym.agents.base import Policy, ZeroPolicy
+from astrogym.agents.loop_shaping import LoopShapingController, LoopShapingDesign
+
+__all__ = ["Policy", "ZeroPolicy", "LoopShapingController", "LoopShapingDesign"]

@@ -1,0 +1,1 @@
+"""Machinery every astrogym domain shares: config validation, RNG kernels, linear systems, rendering."""

@@ -1,0 +1,90 @@
+"""Parameters of ``astrogym/InterferometerLock-v0`` with their defaults, ranges and meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from astrogym.envs.common.config import EnvConfig, param
+from astrogym.envs.interferometer.plant import SENSOR_NOISE_RAD_RTHZ
+
+
+@dataclass(frozen=True)
+class InterferometerConfig(EnvConfig):
+    """Everything ``gym.make("astrogym/InterferometerLock-v0", **kwargs)`` accepts.
+
+    Physical defaults come from ``shared/reference/interferometer.md`` (aLIGO quad suspension,
+    Sidles-Sigg radiation torque, Lightsaber O3 sensor noise, 256 Hz loop).
+    """
+
+    # -- plant ----------------------------------------------------------------------------------
+    mode: str = param("hard", "controlled optical mode: the stiff 'hard' or the softening 'soft' pitch mode",
+                      choices=("hard", "soft"))
+    suspension: str = param("quad", "'quad' (aLIGO quadruple pendulum) or 'single' pendulum (Sidles-Sigg check)",
+                            choices=("quad", "single"))
+    sample_rate_hz: float = param(256.0, "loop rate; the reward filters need at least 128 Hz", low=128.0,
+                                  high=16384.0)
+    arm_power_w: float = param(400e3, "circulating arm power (sets the optical stiffness)", low=0.0, high=2e6)
+    arm_power_range_w: tuple | None = param(None, "if set, arm power drawn uniformly per episode from (lo, hi)",
+                                            low=0.0, high=2e6, kind="range")
+    unstable_pole_hz: float | None = param(None, "soft mode only: place its unstable real pole here instead of "
+                                           "deriving it from the arm power", low=0.01, high=10.0, kind="optional")
+    unstable_pole_range_hz: tuple | None = param(None, "soft mode only: unstable pole frequency drawn per "
+                                                 "episode from (lo, hi)", low=0.01, high=10.0, kind="range")
+    # -- disturbances ---------------------------------------------------------------------------
+    seismic_coupling: float = param(1.0, "ground motion to test-mass torque, N m per m (1.0: ~1 nrad RMS uncontrolled hard-mode pitch)", low=0.0, high=1e3)
+    seismic_scale: float = param(1.0, "multiplies the reference seismic ASD", low=0.0, high=1e3)
+    seismic_scale_range: tuple | None = param(None, "if set, seismic scale drawn log-uniformly per episode",
+                                              low=1e-3, high=1e3, kind="range")
+    sensor_noise_rad: float | None = param(None, "flat sensing noise, rad/sqrt(Hz); None = Lightsaber value "
+                                           "for the mode (hard 3e-14, soft 1e-13)", low=0.0, high=1e-6,
+                                           kind="optional")
+    # -- actuator, limits, observation ------------------------------------------------------------
+    torque_limit_nm: float = param(1.0e-6, "actuator range: action +-1 is this torque (N m)", low=1e-15, high=1e3)
+    pitch_limit_rad: float = param(1.0e-8, "linear range of the sensors; |pitch| beyond it ends the episode",
+                                   low=1e-15, high=1e-2)
+    obs_pitch_scale_rad: float = param(1.0e-9, "sensor readings are divided by this in the observation",
+                                       low=1e-18, high=1e-2)
+    history_length: int = param(64, "samples of sensor and action history in the observation", low=1, high=8192,
+                                kind="int")
+    episode_length_s: float = param(20.0, "episode length before truncation, seconds", low=0.05, high=86400.0)
+    action_out_of_range: str = param("raise", "'raise' a ValueError for actions outside [-1, 1], or 'clip' them",
+                                     choices=("raise", "clip"))
+    # -- reward (Deep Loop Shaping style; see env docstring) --------------------------------------
+    reward_pitch_cutoff_hz: float = param(3.0, "low-pass corner for the alignment (pitch) score", low=0.01,
+                                          high=1e3)
+    reward_band_hz: tuple = param((8.0, 30.0), "band-pass of the control signal for the noise-injection score",
+                                  low=0.01, high=8192.0, kind="range")
+    reward_high_cutoff_hz: float = param(40.0, "high-pass corner for the high-frequency control score",
+                                         low=0.01, high=8192.0)
+    reward_pitch_spec_rad: float = param(1.5e-10, "RMS of low-passed pitch that scores 0.5", low=1e-18, high=1.0)
+    reward_band_spec_nm: float = param(3.0e-11, "RMS of band-passed control that scores 0.5", low=1e-20, high=1.0)
+    reward_high_spec_nm: float = param(2.0e-11, "RMS of high-passed control that scores 0.5", low=1e-20, high=1.0)
+    reward_time_constant_s: float = param(0.5, "averaging time of the running RMS behind each score", low=1e-3,
+                                          high=1e3)
+    reward_sharpness: float = param(2.0, "score = 1 / (1 + (rms / spec)^sharpness)", low=0.1, high=100.0)
+
+    def validate(self) -> None:
+        nyquist = self.sample_rate_hz / 2.0
+        for name, f in (("reward_pitch_cutoff_hz", self.reward_pitch_cutoff_hz),
+                        ("reward_band_hz[1]", self.reward_band_hz[1]),
+                        ("reward_high_cutoff_hz", self.reward_high_cutoff_hz)):
+            if f >= nyquist:
+                raise ValueError(f"InterferometerConfig.{name}={f:g} must be below the Nyquist frequency "
+                                 f"{nyquist:g} Hz (sample_rate_hz={self.sample_rate_hz:g})")
+        if self.mode != "soft" and (self.unstable_pole_hz is not None or self.unstable_pole_range_hz is not None):
+            raise ValueError("InterferometerConfig.unstable_pole_hz / unstable_pole_range_hz apply to mode='soft' "
+                             f"only (mode={self.mode!r})")
+        if self.pitch_limit_rad < self.obs_pitch_scale_rad:
+            raise ValueError("InterferometerConfig.pitch_limit_rad must be at least obs_pitch_scale_rad")
+        if self.history_length > self.episode_steps:
+            raise ValueError(f"InterferometerConfig.history_length={self.history_length} exceeds the episode "
+                             f"({self.episode_steps} steps)")
+
+    @property
+    def episode_steps(self) -> int:
+        return max(1, int(round(self.episode_length_s * self.sample_rate_hz)))
+
+    @property
+    def sensor_noise(self) -> float:
+        """Sensing noise ASD in rad/sqrt(Hz) actually used."""
+        return SENSOR_NOISE_RAD_RTHZ[self.mode] if self.sensor_noise_rad is None else self.sensor_noise_rad

@@ -1,0 +1,125 @@
+"""Numba kernels of the pitch loop: one env step, and a compiled rollout for benchmarks.
+
+Pure functions on arrays: every bit of state (plant + seismic state ``x``, filter states,
+running mean squares, RNG words, observation history) is passed in and updated in place, so
+the kernel can be checked step by step against the NumPy reference in the tests.
+
+Parameter vector ``p`` (float64, filled by the env; see ``P_*`` indices):
+torque limit (N m), seismic scale, sensor-noise sigma per sample (rad), 1 / observation scale,
+observation clip, pitch limit (rad), EMA weight per sample, sharpness / 2, and 1 / spec^2 of
+the three reward scores (pitch low-pass, control band-pass, control high-pass).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from astrogym.envs.common.linear import sos_step
+from astrogym.envs.common.rng import normal_pair
+
+P_TORQUE_LIMIT = 0
+P_SEISMIC_SCALE = 1
+P_SENSOR_SIGMA = 2
+P_OBS_INV_SCALE = 3
+P_OBS_CLIP = 4
+P_PITCH_LIMIT = 5
+P_EMA_ALPHA = 6
+P_HALF_SHARPNESS = 7
+P_INV_SPEC2 = 8  # three entries: pitch, band, high
+P_CLIP_ACTIONS = 11
+N_PARAMS = 12
+
+OK = 0
+ERR_NOT_FINITE = 1
+ERR_OUT_OF_RANGE = 2
+
+
+@njit(cache=True, inline="always")
+def _score(mean_square, inv_spec2, half_sharpness):
+    # 1 / (1 + (rms / spec)^sharpness), written on mean squares to skip a sqrt.
+    r = mean_square * inv_spec2
+    if r <= 0.0:
+        return 1.0
+    return 1.0 / (1.0 + np.exp(half_sharpness * np.log(r)))
+
+
+@njit(cache=True)
+def lock_step(x, ad, bd, c, rng, p, sos_lp, zi_lp, sos_bp, zi_bp, sos_hp, zi_hp, ema, hist, action):
+    """Advance the loop by one sample under ``action`` (normalised torque, shape (1,)).
+
+    Returns ``(code, reward, pitch, torque, score_pitch, score_band, score_high, terminated)``;
+    ``code`` is ``OK`` or an error (non-finite or out-of-range action), in which case nothing
+    was changed.
+    """
+    a = float(action[0])
+    if not np.isfinite(a):
+        return ERR_NOT_FINITE, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False
+    if a > 1.0 or a < -1.0:
+        if p[P_CLIP_ACTIONS] == 0.0:
+            return ERR_OUT_OF_RANGE, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False
+        a = min(1.0, max(-1.0, a))
+    torque = a * p[P_TORQUE_LIMIT]
+    w_seis, n_sens = normal_pair(rng)
+    w_seis *= p[P_SEISMIC_SCALE]
+
+    # x' = Ad x + Bd [torque, w]; the new state goes to a scratch row of ``hist``-free storage
+    n = x.shape[0]
+    pitch = 0.0
+    xn = np.empty(n)
+    for i in range(n):
+        acc = bd[i, 0] * torque + bd[i, 1] * w_seis
+        for j in range(n):
+            acc += ad[i, j] * x[j]
+        xn[i] = acc
+    for i in range(n):
+        x[i] = xn[i]
+        pitch += c[i] * xn[i]
+
+    # Reward: running mean squares of the filtered signals, each mapped to a [0, 1] score.
+    alpha = p[P_EMA_ALPHA]
+    lp = sos_step(sos_lp, zi_lp, pitch)
+    bp = sos_step(sos_bp, zi_bp, torque)
+    hp = sos_step(sos_hp, zi_hp, torque)
+    ema[0] += alpha * (lp * lp - ema[0])
+    ema[1] += alpha * (bp * bp - ema[1])
+    ema[2] += alpha * (hp * hp - ema[2])
+    hs = p[P_HALF_SHARPNESS]
+    s_pitch = _score(ema[0], p[P_INV_SPEC2], hs)
+    s_band = _score(ema[1], p[P_INV_SPEC2 + 1], hs)
+    s_high = _score(ema[2], p[P_INV_SPEC2 + 2], hs)
+    terminated = abs(pitch) > p[P_PITCH_LIMIT]
+    reward = 0.0 if terminated else s_pitch * s_band * s_high
+
+    # Observation: shift the history left, newest sample last. The sensor saturates at its
+    # linear range, so the reading is clipped there.
+    reading = (pitch + p[P_SENSOR_SIGMA] * n_sens) * p[P_OBS_INV_SCALE]
+    clip = p[P_OBS_CLIP]
+    reading = min(clip, max(-clip, reading))
+    h = hist.shape[1]
+    for k in range(h - 1):
+        hist[0, k] = hist[0, k + 1]
+        hist[1, k] = hist[1, k + 1]
+    hist[0, h - 1] = reading
+    hist[1, h - 1] = a
+    return OK, reward, pitch, torque, s_pitch, s_band, s_high, terminated
+
+
+@njit(cache=True)
+def lock_rollout(x, ad, bd, c, rng, p, sos_lp, zi_lp, sos_bp, zi_bp, sos_hp, zi_hp, ema, hist, actions,
+                 pitch_out, torque_out, reward_out):
+    """Run ``lock_step`` over ``actions`` (steps, 1) without leaving compiled code.
+
+    Stops early at termination; returns the number of steps taken.
+    """
+    for k in range(actions.shape[0]):
+        code, r, pitch, torque, s1, s2, s3, term = lock_step(
+            x, ad, bd, c, rng, p, sos_lp, zi_lp, sos_bp, zi_bp, sos_hp, zi_hp, ema, hist, actions[k])
+        if code != OK:
+            return -k - 1
+        pitch_out[k] = pitch
+        torque_out[k] = torque
+        reward_out[k] = r
+        if term:
+            return k + 1
+    return actions.shape[0]

@@ -1,0 +1,1 @@
+"""Entry points: the ``astrogym`` command, benchmarks and evaluations."""

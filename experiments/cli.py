@@ -1,0 +1,125 @@
+"""The ``astrogym`` command.
+
+    astrogym list [--config]          ids, one-line summaries, spaces (and every config key)
+    astrogym bench ENV                environment throughput against a peer, measured in one run
+    astrogym evaluate ENV             closed-loop evaluation of policies; Markdown table + PNG
+    astrogym benchmark                the main job: bench + baseline evaluation of every env
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+
+import astrogym
+from astrogym.envs import ENV_SPECS
+
+
+def _known_env(name: str) -> str:
+    ids = [s.id for s in ENV_SPECS]
+    if name not in ids:
+        raise SystemExit(f"astrogym: unknown environment {name!r}; known: {', '.join(ids)}")
+    return name
+
+
+def cmd_list(args) -> int:
+    for spec in ENV_SPECS:
+        env = gym.make(spec.id)
+        print(f"{spec.id}\n    {spec.summary}\n    observation: {env.observation_space}\n"
+              f"    action:      {env.action_space}")
+        if args.config:
+            for name, default, allowed, doc in type(env.unwrapped.config).describe():
+                print(f"      {name} = {default!r}  {allowed}\n          {doc}")
+        env.close()
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from astrogym.experiments.bench import BENCHMARKS, bench_table
+
+    env_id = _known_env(args.env)
+    result = BENCHMARKS[env_id](steps=args.steps, repeats=args.repeats)
+    print(f"## {env_id} throughput (median of {args.repeats})\n")
+    print(bench_table(result))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _lock_report(seconds: float, seed: int, policies: list[str], out: Path, powers) -> str:
+    from astrogym.agents import LoopShapingController
+    from astrogym.experiments.evaluate import evaluate_lock, load_policy, margins_table
+
+    makers = {name: (lambda env, n=name: load_policy(n, env)) for name in policies}
+    result = evaluate_lock(makers, seconds=seconds, seed=seed, out_dir=out)
+    baseline = LoopShapingController(result["config"])
+    text = (f"## astrogym/InterferometerLock-v0: {seconds:.0f} s closed loop, seed {seed}\n\n{result['table']}\n"
+            f"ASD plot: `{result['plot']}`\n\n### Loop-shaping baseline margins over arm power\n\n"
+            f"{margins_table(baseline.margins(powers))}")
+    return text
+
+
+def cmd_evaluate(args) -> int:
+    _known_env(args.env)
+    out = Path(args.out)
+    text = _lock_report(args.seconds, args.seed, args.policy, out, [300e3, 400e3, 500e3])
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.md").write_text(text)
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from astrogym.experiments.bench import bench_interferometer, bench_table
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps, seconds = (20_000, 60.0) if args.quick else (200_000, 300.0)
+    parts = [f"# astrogym benchmark (astrogym {astrogym.__version__})\n"]
+    parts.append(_lock_report(seconds, args.seed, ["baseline", "zero"], out, [300e3, 350e3, 400e3, 450e3, 500e3]))
+    parts.append("### Throughput (median of 5)\n\n" + bench_table(bench_interferometer(steps=steps)))
+    text = "\n".join(parts)
+    print(text)
+    (out / "benchmark.md").write_text(text)
+    print(f"\nwritten: {out / 'benchmark.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="astrogym", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="environment ids, summaries and spaces")
+    p.add_argument("--config", action="store_true", help="also print every config key with its range")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("bench", help="environment throughput")
+    p.add_argument("env")
+    p.add_argument("--steps", type=int, default=200_000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("evaluate", help="closed-loop evaluation of policies against the baseline")
+    p.add_argument("env")
+    p.add_argument("--policy", action="append", default=None,
+                   help="'baseline', 'zero' or an SB3 .zip; repeatable (default: baseline and zero)")
+    p.add_argument("--seconds", type=float, default=300.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("benchmark", help="the main job: every env's baseline evaluation and throughput")
+    p.add_argument("--quick", action="store_true", help="short runs (a smoke test of the whole job)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results")
+    p.set_defaults(func=cmd_benchmark)
+    args = parser.parse_args(argv)
+    if getattr(args, "policy", "") is None:
+        args.policy = ["baseline", "zero"]
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

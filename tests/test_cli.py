@@ -1,0 +1,50 @@
+"""The ``astrogym`` command, end to end on small sizes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from astrogym.experiments.cli import main
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "astrogym.experiments.cli", "list"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "astrogym/InterferometerLock-v0" in out.stdout and "Box(" in out.stdout
+
+
+def test_list_with_config(capsys):
+    assert main(["list", "--config"]) == 0
+    text = capsys.readouterr().out
+    assert "arm_power_w = 400000.0" in text and "[0, 2e+06]" in text
+
+
+def test_bench_prints_three_rates_and_ratio(capsys):
+    assert main(["bench", "astrogym/InterferometerLock-v0", "--steps", "5000", "--repeats", "1"]) == 0
+    text = capsys.readouterr().out
+    for key in ("env through gym.make", "raw numba kernel", "SciPy per-sample reference", "env / SciPy reference"):
+        assert key in text
+
+
+def test_unknown_env_is_a_clear_error():
+    with pytest.raises(SystemExit, match="unknown environment 'nope'"):
+        main(["bench", "nope"])
+
+
+def test_evaluate_writes_table_and_plot(tmp_path, capsys):
+    assert main(["evaluate", "astrogym/InterferometerLock-v0", "--seconds", "30", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "| baseline |" in text and "| zero |" in text and "closed-loop stable" in text
+    png = tmp_path / "interferometer_asd.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| baseline |" in (tmp_path / "evaluation.md").read_text()
+
+
+def test_evaluate_rejects_missing_policy_file(tmp_path):
+    with pytest.raises(ValueError, match="not 'baseline', 'zero' or an existing"):
+        main(["evaluate", "astrogym/InterferometerLock-v0", "--seconds", "20", "--policy", "nope.zip",
+              "--out", str(tmp_path)])

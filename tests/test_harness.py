@@ -1,0 +1,174 @@
+"""Gymnasium citizenship of every registered environment (later envs join through ENV_SPECS)."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import astrogym
+from astrogym.envs import ENV_SPECS, register_envs
+
+
+def _rollout(env, seed: int, steps: int, action_seed: int = 123):
+    obs, info = env.reset(seed=seed)
+    env.action_space.seed(action_seed)
+    out = [(obs, info)]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        out.append((obs, reward, terminated, truncated, info))
+        if terminated or truncated:
+            obs, info = env.reset()
+            out.append((obs, info))
+    return out
+
+
+def _assert_same(a, b):
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    else:
+        assert a == b or (a != a and b != b), (a, b)  # NaN == NaN for this purpose
+
+
+def test_check_env_passes_without_warnings(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+def test_sb3_env_checker(env_id):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    # SB3 only recommends flat observations; astrogym keeps channel-first histories and images
+    # (MLP policies flatten them, CNN/temporal policies need the layout), so that hint is expected.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
+        warnings.simplefilter("error")
+        sb3_check_env(gym.make(env_id).unwrapped, warn=True)
+
+
+def test_same_seed_same_trajectory(env_id):
+    a = _rollout(gym.make(env_id), seed=7, steps=200)
+    b = _rollout(gym.make(env_id), seed=7, steps=200)
+    _assert_same(a, b)
+
+
+def test_different_seed_different_trajectory(env_id):
+    a = _rollout(gym.make(env_id), seed=1, steps=20)
+    b = _rollout(gym.make(env_id), seed=2, steps=20)
+    assert not np.array_equal(a[-1][0], b[-1][0])
+
+
+def test_observations_stay_in_space(env_id):
+    env = gym.make(env_id)
+    for item in _rollout(env, seed=3, steps=500):
+        assert env.observation_space.contains(item[0])
+        if len(item) == 5:
+            assert np.isfinite(item[1])
+
+
+def test_pickle_round_trip_continues_identically(env_id):
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=11)
+    for _ in range(10):
+        env.step(env.action_space.sample() * 0)
+    clone = pickle.loads(pickle.dumps(env))
+    action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    for _ in range(50):
+        _assert_same(env.step(action), clone.step(action))
+
+
+def test_render_rgb_array(env_id):
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    frame = env.render()
+    assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8
+    assert frame.ndim == 3 and frame.shape[2] == 3 and min(frame.shape[:2]) >= 64
+    assert frame.std() > 0  # something was drawn
+
+
+def test_unknown_config_key_is_rejected(env_id):
+    with pytest.raises(ValueError, match="not_a_real_key"):
+        gym.make(env_id, not_a_real_key=1)
+
+
+def test_unknown_reset_option_is_rejected(env_id):
+    env = gym.make(env_id)
+    with pytest.raises(ValueError, match="bogus"):
+        env.reset(seed=0, options={"bogus": 1})
+
+
+def test_step_before_reset_is_an_error(env_id):
+    env = gym.make(env_id, disable_env_checker=True)
+    with pytest.raises((RuntimeError, gym.error.ResetNeeded)):
+        env.step(env.action_space.sample())
+
+
+def test_registration_is_idempotent():
+    before = {k for k in gym.registry if k.startswith("astrogym/")}
+    register_envs()
+    register_envs()
+    assert {k for k in gym.registry if k.startswith("astrogym/")} == before == {s.id for s in ENV_SPECS}
+
+
+def test_make_with_module_prefix_in_fresh_process():
+    ids = [s.id for s in ENV_SPECS]
+    code = ("import gymnasium as gym\n"
+            f"for i in {ids!r}:\n"
+            "    env = gym.make('astrogym:' + i); env.reset(seed=0); env.step(env.action_space.sample())\n"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_wheel_installs_only_the_astrogym_namespace(tmp_path):
+    """Built from this checkout, the wheel holds ``astrogym/...`` and its metadata, nothing bare."""
+    pytest.importorskip("setuptools", minversion="69")
+    root = Path(astrogym.__file__).resolve().parent
+    if not (root / "pyproject.toml").exists():
+        pytest.skip("installed from a wheel, not from a checkout")
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(tmp_path), str(root)], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (wheel,) = tmp_path.glob("astrogym-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"astrogym", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    for sub in ("envs", "agents", "surrogates", "experiments"):
+        assert f"astrogym/{sub}/__init__.py" in names
+    assert not any("/tests/" in n or n.startswith("tests/") for n in names)
+
+
+def test_subpackages_import_under_the_namespace_only():
+    import astrogym.agents
+    import astrogym.envs
+    import astrogym.surrogates
+
+    assert astrogym.envs.__name__ == "astrogym.envs" and astrogym.agents.__name__ == "astrogym.agents"
+    assert astrogym.__version__
+    for bare in ("envs", "agents", "surrogates", "experiments"):
+        out = subprocess.run([sys.executable, "-c", f"import {bare}"], capture_output=True, text=True, cwd="/")
+        assert out.returncode != 0, f"a bare '{bare}' package is importable"
