@@ -61,8 +61,8 @@ def test_sb3_env_checker(env_id):
     # SB3 only recommends flat observations; astrogym keeps channel-first histories and images
     # (MLP policies flatten them, CNN/temporal policies need the layout), so that hint is expected.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
         sb3_check_env(gym.make(env_id).unwrapped, warn=True)
 
 
