@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 import subprocess
 import sys
 import warnings
@@ -146,11 +147,14 @@ def test_make_with_module_prefix_in_fresh_process():
 def test_wheel_installs_only_the_astrogym_namespace(tmp_path):
     """Built from this checkout, the wheel holds ``astrogym/...`` and its metadata, nothing bare."""
     pytest.importorskip("setuptools", minversion="69")
-    root = Path(astrogym.__file__).resolve().parent
-    if not (root / "pyproject.toml").exists():
-        pytest.skip("installed from a wheel, not from a checkout")
+    root = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
+    assert (root / "pyproject.toml").exists()
+    # Build from a copy: an in-tree setuptools build would leave build/ and *.egg-info behind.
+    src = tmp_path / "src"
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "results",
+                                                             "runs", "__pycache__"))
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                          "-w", str(tmp_path), str(root)], capture_output=True, text=True, timeout=600,
+                          "-w", str(tmp_path), str(src)], capture_output=True, text=True, timeout=600,
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (wheel,) = tmp_path.glob("astrogym-*.whl")

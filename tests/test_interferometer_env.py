@@ -155,3 +155,19 @@ def test_sb3_ppo_trains_on_the_env():
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
     assert env.action_space.contains(action)
+
+
+def test_lock_metrics_callback_logs_domain_scalars(tmp_path):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
+
+    from astrogym.experiments.callbacks import LockMetricsCallback
+
+    env = gym.make(ID, episode_length_s=1.0, history_length=16)
+    model = PPO("MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(configure(str(tmp_path), ["csv", "tensorboard"]))
+    model.learn(total_timesteps=1024, callback=LockMetricsCallback(256.0))
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in ("lock/control_rms_10_30hz_nm", "lock/pitch_rms_below_3hz_rad", "lock/score_band", "lock/terminated"):
+        assert key in header
+    assert list(tmp_path.glob("events.out.tfevents.*"))

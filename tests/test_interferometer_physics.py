@@ -207,10 +207,12 @@ def _numpy_reference_step(state, action, w, n):
     for sos, zi, v in zip((env._sos_lp, env._sos_bp, env._sos_hp), zis, (pitch, torque, torque)):
         y, zi[:] = scipy.signal.sosfilt(sos, [v], zi=zi)
         signals.append(y[0])
-    alpha = 1 - np.exp(-1 / (cfg.reward_time_constant_s * cfg.sample_rate_hz))
+    tau = np.array([cfg.reward_pitch_time_constant_s] + [cfg.reward_control_time_constant_s] * 2)
+    alpha = 1 - np.exp(-1 / (tau * cfg.sample_rate_hz))
     ema[:] = ema + alpha * (np.square(signals) - ema)
     specs = np.array([cfg.reward_pitch_spec_rad, cfg.reward_band_spec_nm, cfg.reward_high_spec_nm])
-    scores = 1 / (1 + (np.sqrt(ema) / specs) ** cfg.reward_sharpness)
+    sharpness = np.array([cfg.reward_pitch_sharpness] + [cfg.reward_control_sharpness] * 2)
+    scores = 1 / (1 + (np.sqrt(ema) / specs) ** sharpness)
     terminated = abs(pitch) > cfg.pitch_limit_rad
     reading = np.clip((pitch + cfg.sensor_noise * np.sqrt(cfg.sample_rate_hz / 2) * n) / cfg.obs_pitch_scale_rad,
                       -cfg.pitch_limit_rad / cfg.obs_pitch_scale_rad, cfg.pitch_limit_rad / cfg.obs_pitch_scale_rad)

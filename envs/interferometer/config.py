@@ -31,7 +31,8 @@ class InterferometerConfig(EnvConfig):
     unstable_pole_range_hz: tuple | None = param(None, "soft mode only: unstable pole frequency drawn per "
                                                  "episode from (lo, hi)", low=0.01, high=10.0, kind="range")
     # -- disturbances ---------------------------------------------------------------------------
-    seismic_coupling: float = param(1.0, "ground motion to test-mass torque, N m per m (1.0: ~1 nrad RMS uncontrolled hard-mode pitch)", low=0.0, high=1e3)
+    seismic_coupling: float = param(1.0, "ground motion to test-mass torque, N m per m (1 gives ~1 nrad RMS "
+                                    "uncontrolled hard-mode pitch)", low=0.0, high=1e3)
     seismic_scale: float = param(1.0, "multiplies the reference seismic ASD", low=0.0, high=1e3)
     seismic_scale_range: tuple | None = param(None, "if set, seismic scale drawn log-uniformly per episode",
                                               low=1e-3, high=1e3, kind="range")
@@ -59,9 +60,14 @@ class InterferometerConfig(EnvConfig):
     reward_pitch_spec_rad: float = param(1.5e-10, "RMS of low-passed pitch that scores 0.5", low=1e-18, high=1.0)
     reward_band_spec_nm: float = param(3.0e-11, "RMS of band-passed control that scores 0.5", low=1e-20, high=1.0)
     reward_high_spec_nm: float = param(2.0e-11, "RMS of high-passed control that scores 0.5", low=1e-20, high=1.0)
-    reward_time_constant_s: float = param(0.5, "averaging time of the running RMS behind each score", low=1e-3,
-                                          high=1e3)
-    reward_sharpness: float = param(2.0, "score = 1 / (1 + (rms / spec)^sharpness)", low=0.1, high=100.0)
+    reward_pitch_time_constant_s: float = param(2.0, "averaging time of the running pitch RMS (spans microseism)",
+                                                low=1e-3, high=1e3)
+    reward_control_time_constant_s: float = param(0.5, "averaging time of the running control RMS", low=1e-3,
+                                                  high=1e3)
+    reward_pitch_sharpness: float = param(6.0, "pitch score = 1 / (1 + (rms / spec)^sharpness): alignment is a "
+                                          "hard requirement", low=0.1, high=100.0)
+    reward_control_sharpness: float = param(2.0, "exponent of the two control scores (graded)", low=0.1,
+                                            high=100.0)
 
     def validate(self) -> None:
         nyquist = self.sample_rate_hz / 2.0

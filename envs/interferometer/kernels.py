@@ -6,8 +6,9 @@ the kernel can be checked step by step against the NumPy reference in the tests.
 
 Parameter vector ``p`` (float64, filled by the env; see ``P_*`` indices):
 torque limit (N m), seismic scale, sensor-noise sigma per sample (rad), 1 / observation scale,
-observation clip, pitch limit (rad), EMA weight per sample, sharpness / 2, and 1 / spec^2 of
-the three reward scores (pitch low-pass, control band-pass, control high-pass).
+observation clip, pitch limit (rad), EMA weights per sample (pitch, control), sharpness / 2
+(pitch, control), 1 / spec^2 of the three reward scores (pitch low-pass, control band-pass,
+control high-pass), and whether out-of-range actions are clipped.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ P_SENSOR_SIGMA = 2
 P_OBS_INV_SCALE = 3
 P_OBS_CLIP = 4
 P_PITCH_LIMIT = 5
-P_EMA_ALPHA = 6
-P_HALF_SHARPNESS = 7
-P_INV_SPEC2 = 8  # three entries: pitch, band, high
-P_CLIP_ACTIONS = 11
-N_PARAMS = 12
+P_ALPHA_PITCH = 6
+P_ALPHA_CONTROL = 7
+P_HALF_SHARPNESS_PITCH = 8
+P_HALF_SHARPNESS_CONTROL = 9
+P_INV_SPEC2 = 10  # three entries: pitch, band, high
+P_CLIP_ACTIONS = 13
+N_PARAMS = 14
 
 OK = 0
 ERR_NOT_FINITE = 1
@@ -77,15 +80,15 @@ def lock_step(x, ad, bd, c, rng, p, sos_lp, zi_lp, sos_bp, zi_bp, sos_hp, zi_hp,
         pitch += c[i] * xn[i]
 
     # Reward: running mean squares of the filtered signals, each mapped to a [0, 1] score.
-    alpha = p[P_EMA_ALPHA]
     lp = sos_step(sos_lp, zi_lp, pitch)
     bp = sos_step(sos_bp, zi_bp, torque)
     hp = sos_step(sos_hp, zi_hp, torque)
-    ema[0] += alpha * (lp * lp - ema[0])
+    alpha = p[P_ALPHA_CONTROL]
+    ema[0] += p[P_ALPHA_PITCH] * (lp * lp - ema[0])
     ema[1] += alpha * (bp * bp - ema[1])
     ema[2] += alpha * (hp * hp - ema[2])
-    hs = p[P_HALF_SHARPNESS]
-    s_pitch = _score(ema[0], p[P_INV_SPEC2], hs)
+    hs = p[P_HALF_SHARPNESS_CONTROL]
+    s_pitch = _score(ema[0], p[P_INV_SPEC2], p[P_HALF_SHARPNESS_PITCH])
     s_band = _score(ema[1], p[P_INV_SPEC2 + 1], hs)
     s_high = _score(ema[2], p[P_INV_SPEC2 + 2], hs)
     terminated = abs(pitch) > p[P_PITCH_LIMIT]

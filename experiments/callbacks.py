@@ -1,0 +1,50 @@
+"""stable-baselines3 callbacks that put the domain metrics into TensorBoard during training."""
+
+from __future__ import annotations
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from astrogym.envs.interferometer import metrics
+
+
+class LockMetricsCallback(BaseCallback):
+    """Log InterferometerLock metrics of every finished episode to the SB3 logger (TensorBoard).
+
+    Scalars, averaged over the episodes that ended since the last dump:
+    ``lock/control_rms_10_30hz_nm`` (injected noise), ``lock/pitch_rms_below_3hz_rad``
+    (alignment), ``lock/score_pitch``, ``lock/score_band``, ``lock/score_high`` (episode means)
+    and ``lock/terminated`` (fraction of episodes that lost lock).
+
+    Parameters
+    ----------
+    sample_rate_hz: the env's sample rate (for the spectra).
+    """
+
+    def __init__(self, sample_rate_hz: float = 256.0, verbose: int = 0):
+        super().__init__(verbose)
+        self.sample_rate_hz = sample_rate_hz
+        self._signals: dict[int, list] = {}
+
+    def _on_step(self) -> bool:
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        for i, (info, done) in enumerate(zip(infos, dones)):
+            if "pitch_rad" not in info:
+                continue
+            buf = self._signals.setdefault(i, [])
+            buf.append((info["pitch_rad"], info["control_nm"], info["score_pitch"], info["score_band"],
+                        info["score_high"]))
+            if done:
+                # SB3's VecEnvs mark a time-limit end as "TimeLimit.truncated"; any other end lost lock.
+                self._log_episode(np.array(buf), terminated=not info.get("TimeLimit.truncated", False))
+                buf.clear()
+        return True
+
+    def _log_episode(self, data: np.ndarray, terminated: bool) -> None:
+        self.logger.record_mean("lock/terminated", float(terminated))
+        for k, name in enumerate(("score_pitch", "score_band", "score_high"), start=2):
+            self.logger.record_mean(f"lock/{name}", float(data[:, k].mean()))
+        if len(data) >= max(16, int(self.sample_rate_hz / 2)):  # half a second resolves 10-30 Hz and < 3 Hz
+            m = metrics.loop_metrics(data[:, 0], data[:, 1], self.sample_rate_hz)
+            self.logger.record_mean("lock/control_rms_10_30hz_nm", m["control_rms_10_30hz_nm"])
+            self.logger.record_mean("lock/pitch_rms_below_3hz_rad", m["pitch_rms_below_3hz_rad"])
