@@ -113,7 +113,7 @@ class LoopShapingController(Policy):
         if not isinstance(config, InterferometerConfig):
             raise TypeError(f"config must be an InterferometerConfig or an InterferometerLock env, "
                             f"got {type(config).__name__}")
-        self.config = config
+        self.config = config = config.resolved()
         self.design = design or DEFAULT_DESIGNS[config.mode]
         z, p, k = self.design.shape_zpk()
         fs = config.sample_rate_hz

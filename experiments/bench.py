@@ -52,7 +52,7 @@ class ScipyReferenceLoop:
         self.coupling = cfg.seismic_coupling
         self.torque_limit = cfg.torque_limit_nm
         self.white_scale = np.sqrt(fs / 2.0)
-        self.sensor_sigma = cfg.sensor_noise * np.sqrt(fs / 2.0)
+        self.sensor_sigma = cfg.sensor_noise_rad * np.sqrt(fs / 2.0)
         self.rng = np.random.default_rng(seed)
 
     @staticmethod

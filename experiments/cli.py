@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 
 import astrogym
 from astrogym.envs import ENV_SPECS
@@ -26,11 +27,20 @@ def _known_env(name: str) -> str:
     return name
 
 
+def describe_space(space: gym.spaces.Space) -> str:
+    """One line for a space; a Box's bounds as a range instead of every element."""
+    if isinstance(space, gym.spaces.Box):
+        lo, hi = float(space.low.min()), float(space.high.max())
+        uniform = bool(np.all(space.low == lo) and np.all(space.high == hi))
+        return f"Box{space.shape} {space.dtype}, values in [{lo:g}, {hi:g}]" + ("" if uniform else " (per element)")
+    return str(space)
+
+
 def cmd_list(args) -> int:
     for spec in ENV_SPECS:
         env = gym.make(spec.id)
-        print(f"{spec.id}\n    {spec.summary}\n    observation: {env.observation_space}\n"
-              f"    action:      {env.action_space}")
+        print(f"{spec.id}\n    {spec.summary}\n    observation: {describe_space(env.observation_space)}\n"
+              f"    action:      {describe_space(env.action_space)}")
         if args.config:
             for name, default, allowed, doc in type(env.unwrapped.config).describe():
                 print(f"      {name} = {default!r}  {allowed}\n          {doc}")

@@ -95,6 +95,7 @@ def evaluate_lock(policies: dict[str, Callable[[gym.Env], Policy]], seconds: flo
         f_ref, a_ref = metrics.welch_asd(ref.control_nm, cfg.sample_rate_hz)
     for name, run in runs.items():
         row = {"policy": name, "seconds": len(run.pitch_rad) / cfg.sample_rate_hz, "terminated": run.terminated,
+               "episode_return": float(np.sum(run.rewards)),
                "mean_reward": float(np.mean(run.rewards)) if len(run.rewards) else float("nan")}
         if len(run.pitch_rad) > 16 * cfg.sample_rate_hz:
             row.update(metrics.loop_metrics(run.pitch_rad, run.control_nm, cfg.sample_rate_hz, cfg.torque_limit_nm))
@@ -126,7 +127,7 @@ def _fmt(v) -> str:
 def lock_table(rows: list[dict]) -> str:
     """Markdown table of evaluation rows."""
     cols = ["policy", "control_rms_10_30hz_nm", "pitch_rms_below_3hz_rad", "actuator_rms_fraction",
-            "in_band_reduction_vs_baseline", "mean_reward", "terminated", "seconds"]
+            "in_band_reduction_vs_baseline", "episode_return", "mean_reward", "terminated", "seconds"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     return head + "".join("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |\n" for r in rows)
 

@@ -14,7 +14,9 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "astrogym.experiments.cli", "list"], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "astrogym/InterferometerLock-v0" in out.stdout and "Box(" in out.stdout
+    assert "astrogym/InterferometerLock-v0" in out.stdout
+    assert "observation: Box(2, 64) float32, values in [-10, 10] (per element)" in out.stdout
+    assert "action:      Box(1,) float32, values in [-1, 1]" in out.stdout
 
 
 def test_list_with_config(capsys):

@@ -98,6 +98,17 @@ def test_pickle_round_trip_continues_identically(env_id):
         _assert_same(env.step(action), clone.step(action))
 
 
+def test_vector_envs_sync_and_async_spawn(env_id):
+    """Batched use: Gymnasium's vector envs, the async one in spawned processes (no fork state)."""
+    for mode, kwargs in (("sync", {}), ("async", {"vector_kwargs": {"context": "spawn"}})):
+        envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode, **kwargs)
+        obs, _ = envs.reset(seed=[0, 1])
+        assert obs.shape == (2, *envs.single_observation_space.shape)
+        obs, rewards, terminated, truncated, infos = envs.step(envs.action_space.sample() * 0)
+        assert rewards.shape == (2,) and np.all(np.isfinite(rewards))
+        envs.close()
+
+
 def test_render_rgb_array(env_id):
     env = gym.make(env_id, render_mode="rgb_array")
     env.reset(seed=0)
@@ -146,7 +157,7 @@ def test_make_with_module_prefix_in_fresh_process():
 
 def test_wheel_installs_only_the_astrogym_namespace(tmp_path):
     """Built from this checkout, the wheel holds ``astrogym/...`` and its metadata, nothing bare."""
-    pytest.importorskip("setuptools", minversion="69")
+    pytest.importorskip("setuptools", minversion="77")
     root = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
     assert (root / "pyproject.toml").exists()
     # Build from a copy: an in-tree setuptools build would leave build/ and *.egg-info behind.

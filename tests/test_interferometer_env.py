@@ -59,7 +59,7 @@ def test_observation_layout_and_history():
 
 @pytest.mark.parametrize("action, match", [
     (np.array([np.nan]), "must be finite"),
-    (np.array([1.5]), r"within the action space \[-1, 1\]"),
+    (np.array([1.5]), r"outside the action space \[-1, 1\]"),
     (np.array([0.1, 0.2]), r"shape \(1,\)"),
     (np.zeros((2, 2)), r"shape \(1,\)"),
 ])

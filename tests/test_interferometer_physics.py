@@ -214,7 +214,7 @@ def _numpy_reference_step(state, action, w, n):
     sharpness = np.array([cfg.reward_pitch_sharpness] + [cfg.reward_control_sharpness] * 2)
     scores = 1 / (1 + (np.sqrt(ema) / specs) ** sharpness)
     terminated = abs(pitch) > cfg.pitch_limit_rad
-    reading = np.clip((pitch + cfg.sensor_noise * np.sqrt(cfg.sample_rate_hz / 2) * n) / cfg.obs_pitch_scale_rad,
+    reading = np.clip((pitch + cfg.sensor_noise_rad * np.sqrt(cfg.sample_rate_hz / 2) * n) / cfg.obs_pitch_scale_rad,
                       -cfg.pitch_limit_rad / cfg.obs_pitch_scale_rad, cfg.pitch_limit_rad / cfg.obs_pitch_scale_rad)
     hist[:, :-1] = hist[:, 1:]
     hist[:, -1] = reading, action

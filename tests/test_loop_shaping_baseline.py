@@ -54,7 +54,7 @@ def test_in_band_control_noise_matches_closed_loop_prediction():
     z = np.exp(2j * np.pi * f / cfg.sample_rate_hz)
     c_resp = ctl.controller(z)
     l_resp = ctl.loop_gain()(z)
-    predicted = np.abs(c_resp / (1 + l_resp)) * cfg.sensor_noise
+    predicted = np.abs(c_resp / (1 + l_resp)) * cfg.sensor_noise_rad
     band = (f >= 10) & (f <= 30)
     ratio = metrics.band_rms(f[band], asd_u[band], 10, 30) / metrics.band_rms(f[band], predicted[band], 10, 30)
     assert ratio == pytest.approx(1.0, abs=0.1)
@@ -109,3 +109,15 @@ def test_run_lock_with_domain_randomisation_stays_locked():
     for seed in range(3):
         run = run_lock(ctl, env, 20.0, seed)
         assert not run.terminated and len(run.pitch_rad) == 20 * 256
+
+
+@pytest.mark.parametrize("kw", [{"mode": "soft"}, {"mode": "soft", "unstable_pole_hz": 0.3}])
+def test_soft_mode_baseline_holds_lock_and_outscores_open_loop(kw):
+    result = evaluate_lock({"baseline": LoopShapingController,
+                            "zero": lambda env: ZeroPolicy(env.observation_space, env.action_space)},
+                           seconds=60.0, seed=2, progress=False, **kw)
+    base, zero = (next(r for r in result["rows"] if r["policy"] == n) for n in ("baseline", "zero"))
+    assert not base["terminated"]
+    assert base["episode_return"] > 3 * zero["episode_return"]
+    if "unstable_pole_hz" in kw:
+        assert zero["terminated"]  # the open loop runs away; the baseline holds it

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from astrogym.envs.common.config import EnvConfig, param
 from astrogym.envs.interferometer.plant import SENSOR_NOISE_RAD_RTHZ
+
+
+# Scales differ by the modes' compliance (the soft mode moves ~40x more): per-mode defaults for
+# the fields left at None. The reward specs sit relative to the loop-shaping baseline measured
+# with ``astrogym evaluate`` (hard: low-passed pitch 1.15e-10 rad, 8-30 Hz control 1.07e-10 N m,
+# >40 Hz control 2.1e-11 N m; soft: 4.4e-9, 2.0e-10, 2.5e-11): alignment spec 1.5x the baseline,
+# in-band spec ~3.5x below it, high-frequency spec at it.
+MODE_DEFAULTS = {
+    "hard": {"sensor_noise_rad": SENSOR_NOISE_RAD_RTHZ["hard"], "torque_limit_nm": 1e-6, "pitch_limit_rad": 1e-8,
+             "obs_pitch_scale_rad": 1e-9, "reward_pitch_spec_rad": 1.5e-10, "reward_band_spec_nm": 3e-11,
+             "reward_high_spec_nm": 2e-11},
+    "soft": {"sensor_noise_rad": SENSOR_NOISE_RAD_RTHZ["soft"], "torque_limit_nm": 2e-5, "pitch_limit_rad": 3e-7,
+             "obs_pitch_scale_rad": 1e-8, "reward_pitch_spec_rad": 6.5e-9, "reward_band_spec_nm": 5.5e-11,
+             "reward_high_spec_nm": 2.5e-11},
+}
 
 
 @dataclass(frozen=True)
@@ -13,7 +29,9 @@ class InterferometerConfig(EnvConfig):
     """Everything ``gym.make("astrogym/InterferometerLock-v0", **kwargs)`` accepts.
 
     Physical defaults come from ``shared/reference/interferometer.md`` (aLIGO quad suspension,
-    Sidles-Sigg radiation torque, Lightsaber O3 sensor noise, 256 Hz loop).
+    Sidles-Sigg radiation torque, Lightsaber O3 sensor noise, 256 Hz loop). Fields left at
+    ``None`` take the default of the chosen ``mode`` (``MODE_DEFAULTS``); the env holds the
+    :meth:`resolved` config, so ``env.unwrapped.config`` shows the numbers in use.
     """
 
     # -- plant ----------------------------------------------------------------------------------
@@ -36,15 +54,15 @@ class InterferometerConfig(EnvConfig):
     seismic_scale: float = param(1.0, "multiplies the reference seismic ASD", low=0.0, high=1e3)
     seismic_scale_range: tuple | None = param(None, "if set, seismic scale drawn log-uniformly per episode",
                                               low=1e-3, high=1e3, kind="range")
-    sensor_noise_rad: float | None = param(None, "flat sensing noise, rad/sqrt(Hz); None = Lightsaber value "
-                                           "for the mode (hard 3e-14, soft 1e-13)", low=0.0, high=1e-6,
-                                           kind="optional")
+    sensor_noise_rad: float | None = param(None, "flat sensing noise, rad/sqrt(Hz) (Lightsaber: hard 3e-14, "
+                                           "soft 1e-13)", low=0.0, high=1e-6, kind="optional")
     # -- actuator, limits, observation ------------------------------------------------------------
-    torque_limit_nm: float = param(1.0e-6, "actuator range: action +-1 is this torque (N m)", low=1e-15, high=1e3)
-    pitch_limit_rad: float = param(1.0e-8, "linear range of the sensors; |pitch| beyond it ends the episode",
-                                   low=1e-15, high=1e-2)
-    obs_pitch_scale_rad: float = param(1.0e-9, "sensor readings are divided by this in the observation",
-                                       low=1e-18, high=1e-2)
+    torque_limit_nm: float | None = param(None, "actuator range: action +-1 is this torque (N m)", low=1e-15,
+                                          high=1e3, kind="optional")
+    pitch_limit_rad: float | None = param(None, "linear range of the sensors; |pitch| beyond it ends the episode",
+                                          low=1e-15, high=1e-2, kind="optional")
+    obs_pitch_scale_rad: float | None = param(None, "sensor readings are divided by this in the observation",
+                                              low=1e-18, high=1e-2, kind="optional")
     history_length: int = param(64, "samples of sensor and action history in the observation", low=1, high=8192,
                                 kind="int")
     episode_length_s: float = param(20.0, "episode length before truncation, seconds", low=0.05, high=86400.0)
@@ -57,9 +75,12 @@ class InterferometerConfig(EnvConfig):
                                   low=0.01, high=8192.0, kind="range")
     reward_high_cutoff_hz: float = param(40.0, "high-pass corner for the high-frequency control score",
                                          low=0.01, high=8192.0)
-    reward_pitch_spec_rad: float = param(1.5e-10, "RMS of low-passed pitch that scores 0.5", low=1e-18, high=1.0)
-    reward_band_spec_nm: float = param(3.0e-11, "RMS of band-passed control that scores 0.5", low=1e-20, high=1.0)
-    reward_high_spec_nm: float = param(2.0e-11, "RMS of high-passed control that scores 0.5", low=1e-20, high=1.0)
+    reward_pitch_spec_rad: float | None = param(None, "RMS of low-passed pitch that scores 0.5", low=1e-18, high=1.0,
+                                                kind="optional")
+    reward_band_spec_nm: float | None = param(None, "RMS of band-passed control that scores 0.5", low=1e-20,
+                                              high=1.0, kind="optional")
+    reward_high_spec_nm: float | None = param(None, "RMS of high-passed control that scores 0.5", low=1e-20,
+                                              high=1.0, kind="optional")
     reward_pitch_time_constant_s: float = param(2.0, "averaging time of the running pitch RMS (spans microseism)",
                                                 low=1e-3, high=1e3)
     reward_control_time_constant_s: float = param(0.5, "averaging time of the running control RMS", low=1e-3,
@@ -68,6 +89,11 @@ class InterferometerConfig(EnvConfig):
                                           "hard requirement", low=0.1, high=100.0)
     reward_control_sharpness: float = param(2.0, "exponent of the two control scores (graded)", low=0.1,
                                             high=100.0)
+
+    def resolved(self) -> "InterferometerConfig":
+        """A copy with every ``None`` replaced by the default of this ``mode`` (see ``MODE_DEFAULTS``)."""
+        missing = {k: v for k, v in MODE_DEFAULTS[self.mode].items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **missing) if missing else self
 
     def validate(self) -> None:
         nyquist = self.sample_rate_hz / 2.0
@@ -80,7 +106,8 @@ class InterferometerConfig(EnvConfig):
         if self.mode != "soft" and (self.unstable_pole_hz is not None or self.unstable_pole_range_hz is not None):
             raise ValueError("InterferometerConfig.unstable_pole_hz / unstable_pole_range_hz apply to mode='soft' "
                              f"only (mode={self.mode!r})")
-        if self.pitch_limit_rad < self.obs_pitch_scale_rad:
+        full = {k: (v if getattr(self, k) is None else getattr(self, k)) for k, v in MODE_DEFAULTS[self.mode].items()}
+        if full["pitch_limit_rad"] < full["obs_pitch_scale_rad"]:
             raise ValueError("InterferometerConfig.pitch_limit_rad must be at least obs_pitch_scale_rad")
         if self.history_length > self.episode_steps:
             raise ValueError(f"InterferometerConfig.history_length={self.history_length} exceeds the episode "
@@ -89,8 +116,3 @@ class InterferometerConfig(EnvConfig):
     @property
     def episode_steps(self) -> int:
         return max(1, int(round(self.episode_length_s * self.sample_rate_hz)))
-
-    @property
-    def sensor_noise(self) -> float:
-        """Sensing noise ASD in rad/sqrt(Hz) actually used."""
-        return SENSOR_NOISE_RAD_RTHZ[self.mode] if self.sensor_noise_rad is None else self.sensor_noise_rad

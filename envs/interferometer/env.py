@@ -134,7 +134,7 @@ class InterferometerLockEnv(gym.Env):
 
     def __init__(self, render_mode: str | None = None, config: InterferometerConfig | dict | None = None,
                  **kwargs: Any):
-        self.config = cfg = InterferometerConfig.from_kwargs(config, **kwargs)
+        self.config = cfg = InterferometerConfig.from_kwargs(config, **kwargs).resolved()
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}; allowed None or {self.metadata['render_modes']}")
         self.render_mode = render_mode
@@ -148,7 +148,7 @@ class InterferometerLockEnv(gym.Env):
         self._sos_lp, self._sos_bp, self._sos_hp = reward_filters(cfg)
         p = np.zeros(kernels.N_PARAMS)
         p[kernels.P_TORQUE_LIMIT] = cfg.torque_limit_nm
-        p[kernels.P_SENSOR_SIGMA] = cfg.sensor_noise * np.sqrt(fs / 2.0)  # flat one-sided ASD
+        p[kernels.P_SENSOR_SIGMA] = cfg.sensor_noise_rad * np.sqrt(fs / 2.0)  # flat one-sided ASD
         p[kernels.P_OBS_INV_SCALE] = 1.0 / cfg.obs_pitch_scale_rad
         p[kernels.P_OBS_CLIP] = clip
         p[kernels.P_PITCH_LIMIT] = cfg.pitch_limit_rad
@@ -168,6 +168,7 @@ class InterferometerLockEnv(gym.Env):
         self._loop: DiscreteLoop | None = None
         self._x = np.zeros(0)
         self._steps = 0
+        self._max_steps = cfg.episode_steps
         self._done = True
         self._episode: dict[str, Any] = {}
 
@@ -244,10 +245,12 @@ class InterferometerLockEnv(gym.Env):
             self._x, loop.ad, loop.bd, loop.c, self._rng_state, self._p, self._sos_lp, zi[0], self._sos_bp,
             zi[1], self._sos_hp, zi[2], self._ema, self._hist, a)
         if code:
-            raise ValueError(f"action={a.tolist()} is invalid: it must be finite and within the action space "
-                             f"[-1, 1] (action_out_of_range='clip' clips instead)")
+            if code == kernels.ERR_NOT_FINITE:
+                raise ValueError(f"action={a.tolist()} must be finite; the action space is [-1, 1]")
+            raise ValueError(f"action={a.tolist()} is outside the action space [-1, 1] "
+                             f"(make the env with action_out_of_range='clip' to clip instead)")
         self._steps += 1
-        truncated = self._steps >= self.config.episode_steps
+        truncated = self._steps >= self._max_steps
         self._done = terminated or truncated
         info = {"pitch_rad": pitch, "control_nm": torque, "score_pitch": s_pitch, "score_band": s_band,
                 "score_high": s_high}
