@@ -16,7 +16,7 @@ with its zero-order hold), so they hold for the loop that actually runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import control
 import numpy as np

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import astrogym
+import astrogym  # noqa: F401  (registers the ids)
 from astrogym.envs import ENV_SPECS, register_envs
 
 
