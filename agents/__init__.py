@@ -5,6 +5,8 @@ them alike.
 """
 
 from astrogym.agents.base import Policy, ZeroPolicy
+from astrogym.agents.integrator import LeakyIntegrator, tune_integrator_gain
 from astrogym.agents.loop_shaping import LoopShapingController, LoopShapingDesign
 
-__all__ = ["Policy", "ZeroPolicy", "LoopShapingController", "LoopShapingDesign"]
+__all__ = ["Policy", "ZeroPolicy", "LeakyIntegrator", "tune_integrator_gain", "LoopShapingController",
+           "LoopShapingDesign"]

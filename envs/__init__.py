@@ -6,7 +6,7 @@ imports just the domain it needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 
@@ -18,9 +18,21 @@ class EnvSpec:
     id: str
     entry_point: str
     summary: str
+    kwargs: dict = field(default_factory=dict)
 
 
 ENV_SPECS: tuple[EnvSpec, ...] = (
+    EnvSpec(
+        id="astrogym/AdaptiveOptics-v0",
+        entry_point="astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv",
+        summary="single-conjugate AO: 8 m, 40x40 Shack-Hartmann, 41x41 DM, frozen-flow von Karman layers",
+    ),
+    EnvSpec(
+        id="astrogym/AdaptiveOpticsSmall-v0",
+        entry_point="astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv",
+        summary="the fast AO preset: 8 m, 20x20 Shack-Hartmann, 21x21 DM",
+        kwargs={"n_subapertures": 20},
+    ),
     EnvSpec(
         id="astrogym/InterferometerLock-v0",
         entry_point="astrogym.envs.interferometer.env:InterferometerLockEnv",
@@ -36,4 +48,4 @@ def register_envs() -> None:
             continue
         # Episodes are truncated by the env itself (its config sets the length), so no
         # TimeLimit wrapper sits in the hot path.
-        gym.register(id=spec.id, entry_point=spec.entry_point)
+        gym.register(id=spec.id, entry_point=spec.entry_point, kwargs=dict(spec.kwargs))

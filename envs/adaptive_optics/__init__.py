@@ -1,2 +1,5 @@
-"""Adaptive optics (issue 3, in progress): the atmosphere is here; the WFS, DM, loop and the
-``astrogym/AdaptiveOptics-v0`` env are not yet, so nothing is registered."""
+"""AdaptiveOptics: a single-conjugate adaptive-optics loop with numba-compiled physics."""
+
+from astrogym.envs.adaptive_optics.config import AOConfig
+
+__all__ = ["AOConfig"]

@@ -179,3 +179,55 @@ class InfiniteScreen:
         out = np.empty(x_px.shape) if out is None else out
         kernels.sample_ring(self.buffer, self.head, self.offset, x_px.ravel(), y_px.ravel(), out.reshape(-1))
         return out
+
+
+class Atmosphere:
+    """Frozen-flow von Karman layers over a square pupil grid.
+
+    Each layer is an :class:`InfiniteScreen` in its own wind frame; the pupil grid is rotated
+    into that frame and sampled bilinearly (sub-pixel shifts without wrap). Layer ``i`` has
+    ``r0_i = r0 w_i^(-3/5)`` for Cn2 weights ``w`` summing to 1, so the layers add up to ``r0``.
+
+    Parameters
+    ----------
+    n_pixels, pixel_scale: the pupil grid (metres per pixel).
+    r0, L0: at the reference wavelength; ``weights``, ``speeds`` (m/s), ``directions_deg`` per layer.
+    rng: every random draw of every layer comes from it.
+    """
+
+    def __init__(self, n_pixels: int, pixel_scale: float, r0: float, L0: float, weights, speeds, directions_deg,
+                 rng: np.random.Generator):
+        w = np.asarray(weights, dtype=float)
+        w = w / w.sum()
+        self.speeds = np.asarray(speeds, dtype=float)
+        self.pixel_scale = pixel_scale
+        span = int(np.ceil(n_pixels * np.sqrt(2))) + 4  # the rotated pupil's diagonal, with margin
+        length = max(span + 2, max(DEFAULT_STENCIL) + 2)
+        coords = (np.arange(n_pixels) - n_pixels / 2 + 0.5)
+        yy, xx = np.meshgrid(coords, coords, indexing="ij")  # pupil rows are y, columns x (pixels)
+        self.layers, self._x, self._y = [], [], []
+        for wi, direction in zip(w, directions_deg):
+            if wi == 0.0:
+                continue
+            self.layers.append(InfiniteScreen(span, length, pixel_scale, r0 * wi ** (-3 / 5), L0, rng))
+            t = np.deg2rad(direction)
+            along = xx * np.cos(t) + yy * np.sin(t)
+            across = -xx * np.sin(t) + yy * np.cos(t)
+            # The window slides towards +x of its frame, so features drift to smaller window x:
+            # sampling at -along makes them move along +direction over the pupil.
+            self._x.append(np.ascontiguousarray(length / 2 - along).ravel())
+            self._y.append(np.ascontiguousarray(span / 2 + across).ravel())
+        self.speeds = self.speeds[w > 0]
+        self.n_pixels = n_pixels
+
+    def advance(self, dt: float) -> None:
+        for layer, v in zip(self.layers, self.speeds):
+            if v > 0:
+                layer.advance(v * dt)
+
+    def phase(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The summed phase (rad at the reference wavelength) on the pupil grid."""
+        out = np.empty(self.n_pixels * self.n_pixels) if out is None else out.reshape(-1)
+        for i, (layer, x, y) in enumerate(zip(self.layers, self._x, self._y)):
+            kernels.sample_ring(layer.buffer, layer.head, layer.offset, x, y, out, i > 0)
+        return out.reshape(self.n_pixels, self.n_pixels)

@@ -11,7 +11,7 @@ def extrude_columns(buffer, head, a, b, z_rows, z_cols, noise):
     """Append ``noise.shape[0]`` new columns to the ring ``buffer`` (n, length); returns the new head.
 
     Each new column is ``a @ z + b @ w`` with ``z`` read from the stencil: ``z_cols[k]`` columns
-    behind the newest, row ``z_rows[k]``. The new column overwrites the oldest (``head``).
+    behind the new one, row ``z_rows[k]``. The new column overwrites the oldest (``head``).
     """
     n, length = buffer.shape
     nz = z_rows.shape[0]
@@ -20,33 +20,87 @@ def extrude_columns(buffer, head, a, b, z_rows, z_cols, noise):
         newest = (head - 1) % length
         for k in range(nz):
             z[k] = buffer[z_rows[k], (newest - (z_cols[k] - 1)) % length]
+        column = np.dot(a, z) + np.dot(b, noise[s])  # BLAS: the stencil has hundreds of points
         for i in range(n):
-            acc = 0.0
-            for k in range(nz):
-                acc += a[i, k] * z[k]
-            for k in range(b.shape[1]):
-                acc += b[i, k] * noise[s, k]
-            buffer[i, head] = acc
+            buffer[i, head] = column[i]
         head = (head + 1) % length
     return head
 
 
 @njit(cache=True)
-def sample_ring(buffer, head, offset, x_px, y_px, out):
-    """Bilinear samples of the ring ``buffer`` at (x, y) pixels, x counted from the oldest column + offset."""
+def sample_ring(buffer, head, offset, x_px, y_px, out, accumulate=False):
+    """Bilinear samples of the ring ``buffer`` at (x, y) pixels, x counted from the oldest column + offset.
+
+    Points outside the window give NaN. With ``accumulate`` the samples are added to ``out``.
+    """
     n, length = buffer.shape
     for k in range(x_px.shape[0]):
         x = x_px[k] + offset
         y = y_px[k]
-        ix = int(np.floor(x))
-        iy = int(np.floor(y))
-        fx = x - ix
-        fy = y - iy
-        if ix < 0 or iy < 0 or ix + 1 >= length or iy + 1 >= n:
+        ix = int(x)  # x, y >= 0 inside the window, so int() is floor()
+        iy = int(y)
+        if x < 0.0 or y < 0.0 or ix + 1 >= length or iy + 1 >= n:
             out[k] = np.nan
             continue
-        c0 = (head + ix) % length
-        c1 = (head + ix + 1) % length
-        out[k] = ((1 - fx) * ((1 - fy) * buffer[iy, c0] + fy * buffer[iy + 1, c0])
-                  + fx * ((1 - fy) * buffer[iy, c1] + fy * buffer[iy + 1, c1]))
+        fx = x - ix
+        fy = y - iy
+        c0 = head + ix
+        if c0 >= length:
+            c0 -= length
+        c1 = c0 + 1
+        if c1 >= length:
+            c1 -= length
+        v = ((1.0 - fx) * ((1.0 - fy) * buffer[iy, c0] + fy * buffer[iy + 1, c0])
+             + fx * ((1.0 - fy) * buffer[iy, c1] + fy * buffer[iy + 1, c1]))
+        if accumulate:
+            out[k] += v
+        else:
+            out[k] = v
+    return out
+
+
+@njit(cache=True)
+def sh_geometric_slopes(phase, pupil, valid, p, out):
+    """Geometric Shack-Hartmann: mean finite-difference gradient over each valid subaperture's lit pixels.
+
+    ``out[:n]`` are x slopes, ``out[n:]`` y slopes, in rad of phase across one subaperture
+    (mean per-pixel difference times ``p``). Only differences between two lit pixels count.
+    """
+    n = valid.shape[0]
+    for k in range(n):
+        r0 = valid[k, 0] * p
+        c0 = valid[k, 1] * p
+        sx = 0.0
+        cx = 0.0
+        sy = 0.0
+        cy = 0.0
+        for r in range(r0, r0 + p):
+            for c in range(c0, c0 + p):
+                if pupil[r, c] == 0.0:
+                    continue
+                if c + 1 < c0 + p and pupil[r, c + 1] != 0.0:
+                    sx += phase[r, c + 1] - phase[r, c]
+                    cx += 1.0
+                if r + 1 < r0 + p and pupil[r + 1, c] != 0.0:
+                    sy += phase[r + 1, c] - phase[r, c]
+                    cy += 1.0
+        out[k] = sx / cx * p if cx > 0 else 0.0
+        out[n + k] = sy / cy * p if cy > 0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def poke_slopes(g, pupil, valid, p, out):
+    """Slopes of every actuator's influence ``outer(g[:, i], g[:, j])``: column ``i * n_act + j`` of ``out``."""
+    n_pix, n_act = g.shape
+    phase = np.empty((n_pix, n_pix))
+    col = np.empty(out.shape[0])
+    for i in range(n_act):
+        for j in range(n_act):
+            for r in range(n_pix):
+                gi = g[r, i]
+                for c in range(n_pix):
+                    phase[r, c] = gi * g[c, j]
+            sh_geometric_slopes(phase, pupil, valid, p, col)
+            out[:, i * n_act + j] = col
     return out

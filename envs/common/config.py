@@ -33,7 +33,8 @@ def param(
     low, high: inclusive bounds for numbers (and for both ends of a ``kind="range"`` pair).
     choices: the allowed values for a categorical field.
     kind: ``"scalar"`` (number or choice), ``"int"``, ``"range"`` (``None`` or a ``(lo, hi)``
-        pair used for domain randomisation), ``"optional"`` (``None`` or a number).
+        pair used for domain randomisation), ``"optional"`` (``None`` or a number), ``"tuple"``
+        (numbers, one per item, e.g. per atmospheric layer).
     """
     meta = {"doc": doc, "low": low, "high": high, "choices": choices, "kind": kind}
     return dataclasses.field(default=default, metadata=meta)
@@ -84,6 +85,11 @@ class EnvConfig:
                 if lo > hi:
                     raise ValueError(f"{owner}.{f.name}={value!r}: low end exceeds high end")
                 object.__setattr__(self, f.name, (lo, hi))
+            elif kind == "tuple":
+                if not isinstance(value, (tuple, list)):
+                    raise ValueError(f"{owner}.{f.name} must be a tuple of numbers, got {value!r}")
+                object.__setattr__(self, f.name, tuple(
+                    _check_number(owner, f"{f.name}[{i}]", v, low, high, False) for i, v in enumerate(value)))
             elif kind == "optional":
                 if value is not None:
                     object.__setattr__(self, f.name, _check_number(owner, f.name, value, low, high, False))
@@ -138,7 +144,9 @@ class EnvConfig:
                 allowed = " | ".join(map(str, meta["choices"]))
             else:
                 allowed = _bounds_text(meta.get("low"), meta.get("high"))
-                if meta.get("kind") in ("range", "optional"):
+                if meta.get("kind") == "tuple":
+                    allowed = "tuple of numbers in " + allowed
+                elif meta.get("kind") in ("range", "optional"):
                     allowed = "None or " + ("(lo, hi) in " if meta["kind"] == "range" else "") + allowed
             rows.append((f.name, f.default, allowed, meta.get("doc", "")))
         return rows

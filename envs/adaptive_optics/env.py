@@ -1,0 +1,230 @@
+"""``astrogym/AdaptiveOptics-v0``: a single-conjugate adaptive-optics loop (geometric Shack-Hartmann)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from astrogym.envs.adaptive_optics import kernels, metrics
+from astrogym.envs.adaptive_optics.atmosphere import Atmosphere
+from astrogym.envs.adaptive_optics.config import REFERENCE_WAVELENGTH_UM, AOConfig
+from astrogym.envs.adaptive_optics.optics import build_system
+
+_RESET_OPTIONS = ("r0_m", "wind_speeds_mps", "wind_directions_deg")
+_PSF_PADDING = 4  # focal-plane pixels per lambda/D
+# Reconstructed measurements saturate here (in action units), far beyond any loop that is closed,
+# so the observation space is bounded.
+_MEASUREMENT_CLIP = 100.0
+# Photons/s/m^2 of a magnitude-0 star in the WFS band (R, ~160 nm wide; Bessell 1998 zero points).
+_ZERO_POINT_PHOTONS = 1.7e10
+
+
+class AdaptiveOpticsEnv(gym.Env):
+    """Closed-loop single-conjugate adaptive optics on an 8 m telescope.
+
+    ## Description
+    Frozen-flow von Karman turbulence (infinite screens, one or more layers) crosses the pupil;
+    a Shack-Hartmann sensor measures the residual wavefront; the agent commands a Gaussian-
+    influence deformable mirror whose commands take effect ``loop_delay_frames`` later. The
+    science camera sees the residual phase at ``science_wavelength_um``. Defaults: the 40x40
+    standard system of ``shared/reference/adaptive-optics.md``; ``AdaptiveOpticsSmall-v0`` is
+    the 20x20 preset. The WFS is geometric (mean gradient per subaperture; the diffractive
+    fidelity is not implemented yet), noiseless unless ``guide_star_magnitude`` is set.
+
+    ## Action Space
+    ``Box(-1, 1, (N+1, N+1), float32)``: DM command increments on the actuator grid in units of
+    ``action_scale_rad`` (phase at 500 nm). Uncontrolled actuators (outside the pupil) ignore
+    their entry. The command is clipped to ``dm_stroke_rad``. Out-of-range or non-finite
+    actions raise ``ValueError`` unless ``action_out_of_range="clip"``.
+
+    ## Observation Space
+    ``Box((2 H, N+1, N+1), float32)``, channel-first (the PO4AO layout), ``H = history``:
+    channels ``0..H-1`` are the WFS measurement reconstructed onto the actuator grid
+    (``R s``, divided by ``action_scale_rad``, saturating at +-100), newest first; channels ``H..2H-1`` the DM
+    commands computed at the previous H steps (divided by ``dm_stroke_rad``), newest first.
+
+    ## Rewards
+    ``-sigma^2``: the piston-removed residual phase variance over the pupil in rad^2 at the
+    science wavelength, minus ``action_penalty * mean(action^2)``. Nothing else.
+
+    ## Starting State
+    A fresh atmosphere drawn from the env's RNG, a flat DM, and the open-loop measurement.
+
+    ## Episode End
+    Never terminated (the loop cannot leave a state); truncated after ``episode_frames``.
+
+    ## Arguments
+    ``gym.make("astrogym/AdaptiveOptics-v0", render_mode=None, config=None, **kwargs)``: keyword
+    arguments are fields of :class:`AOConfig` (``astrogym list --config``). ``reset`` options
+    may set this episode's ``r0_m``, ``wind_speeds_mps`` or ``wind_directions_deg``.
+
+    ``info`` each step: ``strehl`` (Marechal, exp(-sigma^2)), ``residual_rad2``; on frames where
+    the PSF is computed (``psf_every``), ``strehl_psf``; at the end of an episode, with
+    ``psf_every > 0``, ``long_exposure_strehl`` and ``raw_contrast`` (perfect coronagraph,
+    mean over 3-10 lambda/D of the long exposure).
+
+    ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase.
+
+    ## Version History
+    * v0: initial release (geometric Shack-Hartmann).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None, config: AOConfig | dict | None = None, **kwargs: Any):
+        self.config = cfg = AOConfig.from_kwargs(config, **kwargs)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}; allowed None or {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.system = system = build_system(cfg)
+        n_act, h = cfg.n_actuators, cfg.history
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_act, n_act), dtype=np.float32)
+        low = np.full((2 * h, n_act, n_act), -_MEASUREMENT_CLIP, dtype=np.float32)
+        low[h:] = -1.0
+        self.observation_space = gym.spaces.Box(low, -low, dtype=np.float32)
+
+        self._controlled = system.controlled
+        self._controlled_f = system.controlled.astype(np.float64)
+        self._g = system.influence_1d
+        self._gt = np.ascontiguousarray(system.influence_1d.T)
+        self._pupil = system.pupil
+        self._lit = system.pupil > 0
+        self._slopes = np.empty(system.n_slopes)
+        self._noise_sigma = self._slope_noise_sigma()
+        self._obs = np.zeros((2 * h, n_act, n_act), dtype=np.float32)
+        self._queue = np.zeros((cfg.loop_delay_frames, n_act, n_act))
+        self._command = np.zeros((n_act, n_act))
+        self._episode: dict[str, Any] = {}
+        self._frame = 0
+        self._done = True
+        self._atmosphere: Atmosphere | None = None
+        self._residual = np.zeros((cfg.pupil_pixels, cfg.pupil_pixels))
+        self._long_psf = None
+        self._long_coro = None
+        self._n_psf = 0
+
+    # -- physics helpers ---------------------------------------------------------------------------
+    def _slope_noise_sigma(self) -> float:
+        """Slope noise (rad at 500 nm across a subaperture) from photon and read noise (Rousset 1999).
+
+        Diffraction-limited spots: sigma^2 = pi^2 / (2 N_ph) + (pi^2 / 3) (sigma_e / N_ph)^2 N_s^4 / N_D^2
+        with 6 x 6 detector pixels per subaperture and a 2-pixel spot, at the WFS wavelength.
+        """
+        cfg = self.config
+        if cfg.guide_star_magnitude is None:
+            return 0.0
+        photons = (_ZERO_POINT_PHOTONS * 10 ** (-0.4 * cfg.guide_star_magnitude) * cfg.subaperture_m**2
+                   * cfg.wfs_throughput / cfg.loop_rate_hz)
+        n_s, n_d = 6.0, 2.0
+        var = np.pi**2 / (2 * photons) + np.pi**2 / 3 * (cfg.wfs_read_noise_e / photons) ** 2 * n_s**4 / n_d**2
+        return float(np.sqrt(var) * cfg.wfs_wavelength_um / REFERENCE_WAVELENGTH_UM)
+
+    def _measure(self) -> None:
+        """WFS on the current residual, reconstruction onto the actuator grid, history shift."""
+        kernels.sh_geometric_slopes(self._residual, self._pupil, self.system.valid_subapertures,
+                                    self.config.pixels_per_subaperture, self._slopes)
+        if self._noise_sigma:
+            self._slopes += self._noise_sigma * self.np_random.standard_normal(self._slopes.shape)
+        reconstructed = self.system.reconstructor @ self._slopes.astype(np.float32)
+        h = self.config.history
+        obs = self._obs
+        obs[1:h] = obs[: h - 1]
+        obs[h + 1:] = obs[h:-1]
+        obs[0][self._controlled] = np.clip(reconstructed / self.config.action_scale_rad, -_MEASUREMENT_CLIP,
+                                           _MEASUREMENT_CLIP)
+        obs[h] = self._command / self.config.dm_stroke_rad
+
+    def _update_residual(self) -> float:
+        """Residual = atmosphere - DM (applied command); returns its variance at the science wavelength."""
+        phase = self._atmosphere.phase(self._residual)
+        phase -= self._g @ self._queue[0] @ self._gt
+        return metrics.residual_variance(phase, self._pupil) * self.config.science_scale**2
+
+    # -- gymnasium API -----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        cfg = self.config
+        options = options or {}
+        if not isinstance(options, dict):
+            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+        unknown = sorted(set(options) - set(_RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; allowed {list(_RESET_OPTIONS)}")
+        episode_cfg = cfg.replace(**options) if options else cfg
+        self._episode = {k: getattr(episode_cfg, k) for k in _RESET_OPTIONS}
+        self._atmosphere = Atmosphere(cfg.pupil_pixels, cfg.pixel_scale_m, episode_cfg.r0_m, cfg.outer_scale_m,
+                                      cfg.layer_weights, episode_cfg.wind_speeds_mps,
+                                      episode_cfg.wind_directions_deg, self.np_random)
+        self._command[:] = 0.0
+        self._queue[:] = 0.0
+        self._obs[:] = 0.0
+        variance = self._update_residual()
+        self._measure()
+        self._frame = 0
+        self._done = False
+        self._long_psf = self._long_coro = None
+        self._n_psf = 0
+        info = dict(self._episode)
+        info.update(strehl=metrics.marechal_strehl(variance), residual_rad2=variance)
+        return self._obs.copy(), info
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode is over (or reset was never called); call reset() first")
+        cfg = self.config
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape} (the actuator grid), "
+                             f"got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError("action must be finite; the action space is [-1, 1]")
+        if np.abs(a).max() > 1.0:
+            if cfg.action_out_of_range == "raise":
+                raise ValueError(f"action has entries up to {np.abs(a).max():.3g}, outside the action space "
+                                 "[-1, 1] (make the env with action_out_of_range='clip' to clip instead)")
+            a = np.clip(a, -1.0, 1.0)
+        command = np.clip(self._command + a * cfg.action_scale_rad, -cfg.dm_stroke_rad, cfg.dm_stroke_rad)
+        self._command = command * self._controlled_f
+        # The command computed now takes effect loop_delay_frames from now.
+        self._queue[:-1] = self._queue[1:]
+        self._queue[-1] = self._command
+        self._atmosphere.advance(1.0 / cfg.loop_rate_hz)
+        variance = self._update_residual()
+        self._measure()
+        self._frame += 1
+        reward = -variance - cfg.action_penalty * float(np.mean(a * a))
+        info = {"strehl": metrics.marechal_strehl(variance), "residual_rad2": variance}
+        if cfg.psf_every and self._frame % cfg.psf_every == 0:
+            info["strehl_psf"] = self._accumulate_psf()
+        truncated = self._frame >= cfg.episode_frames
+        if truncated:
+            self._done = True
+            if self._n_psf:
+                info["long_exposure_strehl"] = metrics.strehl_from_psf(self._long_psf / self._n_psf)
+                info["raw_contrast"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING)
+        return self._obs.copy(), reward, False, truncated, info
+
+    def _accumulate_psf(self) -> float:
+        science = self._residual * self.config.science_scale
+        image = metrics.psf(science, self._pupil, _PSF_PADDING)
+        coro = metrics.psf(science, self._pupil, _PSF_PADDING, coronagraph=True)
+        if self._long_psf is None:
+            self._long_psf, self._long_coro = image, coro
+        else:
+            self._long_psf = self._long_psf + image
+            self._long_coro = self._long_coro + coro
+        self._n_psf += 1
+        return metrics.strehl_from_psf(image)
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        from astrogym.envs.common.rendering import figure_to_rgb
+
+        science = self._residual * self.config.science_scale
+        image = metrics.psf(science, self._pupil, 2)
+        fig = metrics.plot_psf_and_phase(image, science, self._pupil, 2,
+                                         title=f"frame {self._frame}, Strehl {metrics.strehl_from_psf(image):.2f}")
+        return figure_to_rgb(fig)

@@ -1,0 +1,172 @@
+"""Pupil, Shack-Hartmann geometry, deformable mirror and the calibrated reconstructor.
+
+Everything here runs at construction (and is cached per configuration); ``step`` only uses
+the arrays it returns.
+
+* Pupil: an annulus sampled at ``pixels_per_subaperture`` points per subaperture.
+* Shack-Hartmann (geometric): the slope of a subaperture is the mean phase gradient over its
+  lit pixels, times the subaperture size (rad of phase across the subaperture). A
+  subaperture is valid when at least ``valid_subaperture_fraction`` of it is lit.
+* DM: (N+1) x (N+1) actuators on the subaperture corners (Fried geometry), Gaussian influence
+  ``exp(ln(coupling) (r / pitch)^2)``, which is separable: the surface is ``G C G^T`` with one
+  1-D influence matrix ``G``, so applying the DM costs two small matrix products, not a
+  pixels x actuators product.
+* Interaction matrix: the slopes of each actuator's influence (exact for a geometric SH);
+  actuators whose slopes are weaker than 5% of the strongest are not controlled.
+  Reconstructor: truncated pseudo-inverse (``reconstructor_rcond``; ~0.05 removes the
+  waffle modes a Fried SH cannot see, which otherwise grow without bound).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from astrogym.envs.adaptive_optics import kernels
+from astrogym.envs.adaptive_optics.config import AOConfig
+
+_GEOMETRY_FIELDS = ("telescope_diameter_m", "central_obstruction", "n_subapertures", "pixels_per_subaperture",
+                    "valid_subaperture_fraction", "dm_coupling", "reconstructor_rcond")
+
+
+@dataclass(frozen=True)
+class AOSystem:
+    """The static arrays of one configuration."""
+
+    pupil: np.ndarray  # (N, N) float 0/1
+    valid_subapertures: np.ndarray  # (n_valid, 2) row, col of each valid subaperture
+    influence_1d: np.ndarray  # (N, n_act) G: surface = G C G^T
+    controlled: np.ndarray  # (n_act, n_act) bool, actuators the loop drives
+    interaction: np.ndarray  # (2 n_valid, n_controlled) slopes per unit command
+    reconstructor: np.ndarray  # (n_controlled, 2 n_valid) float32
+
+    @property
+    def n_slopes(self) -> int:
+        return 2 * self.valid_subapertures.shape[0]
+
+
+def make_pupil(cfg: AOConfig) -> np.ndarray:
+    n = cfg.pupil_pixels
+    x = (np.arange(n) - n / 2 + 0.5) * cfg.pixel_scale_m
+    r = np.hypot(*np.meshgrid(x, x, indexing="ij"))
+    radius = cfg.telescope_diameter_m / 2
+    return ((r <= radius) & (r >= cfg.central_obstruction * radius)).astype(np.float64)
+
+
+def valid_subapertures(cfg: AOConfig, pupil: np.ndarray) -> np.ndarray:
+    p, n_sub = cfg.pixels_per_subaperture, cfg.n_subapertures
+    lit = pupil.reshape(n_sub, p, n_sub, p).mean(axis=(1, 3))
+    return np.argwhere(lit >= cfg.valid_subaperture_fraction).astype(np.int64)
+
+
+def influence_1d(cfg: AOConfig) -> np.ndarray:
+    """1-D Gaussian influence of the actuator columns sampled at the pupil pixels (N, N+1)."""
+    n = cfg.pupil_pixels
+    x = (np.arange(n) - n / 2 + 0.5) * cfg.pixel_scale_m
+    act = (np.arange(cfg.n_actuators) - cfg.n_subapertures / 2) * cfg.subaperture_m
+    return np.exp(np.log(cfg.dm_coupling) * ((x[:, None] - act[None, :]) / cfg.subaperture_m) ** 2)
+
+
+def geometric_slopes(cfg: AOConfig, pupil: np.ndarray, valid: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Slopes (x then y, rad across a subaperture) of ``phase`` (N, N) or a stack (k, N, N)."""
+    stack = phase[None] if phase.ndim == 2 else phase
+    out = np.empty((stack.shape[0], 2 * valid.shape[0]))
+    for k in range(stack.shape[0]):
+        kernels.sh_geometric_slopes(np.ascontiguousarray(stack[k]), pupil, valid, cfg.pixels_per_subaperture,
+                                    out[k])
+    return out[0] if phase.ndim == 2 else out
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("ASTROGYM_CACHE_DIR", Path.home() / ".cache" / "astrogym"))
+
+
+def _cache_key(cfg: AOConfig) -> str:
+    fields = {name: getattr(cfg, name) for name in _GEOMETRY_FIELDS}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _atomic_save(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)  # readers see the old file or the whole new one, never a torn one
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def calibrate(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interaction matrix, controlled-actuator mask and reconstructor (computed, not cached)."""
+    pupil = make_pupil(cfg)
+    valid = valid_subapertures(cfg, pupil)
+    g = influence_1d(cfg)
+    n_act = cfg.n_actuators
+    full = np.empty((2 * valid.shape[0], n_act * n_act))
+    kernels.poke_slopes(g, pupil, valid, cfg.pixels_per_subaperture, full)
+    strength = np.linalg.norm(full, axis=0)
+    controlled = (strength >= 0.05 * strength.max()).reshape(n_act, n_act)
+    interaction = full[:, controlled.ravel()]
+    reconstructor = np.linalg.pinv(interaction, rcond=cfg.reconstructor_rcond).astype(np.float32)
+    return interaction, controlled, reconstructor
+
+
+@functools.lru_cache(maxsize=8)
+def _system_for_key(key: str, cfg: AOConfig) -> AOSystem:
+    path = _cache_dir() / "ao" / f"system-{key}.npz"
+    arrays = None
+    if path.exists():
+        try:
+            with np.load(path) as data:
+                arrays = (data["interaction"], data["controlled"], data["reconstructor"])
+        except (OSError, ValueError, KeyError):  # a corrupt cache file is recomputed, not trusted
+            arrays = None
+    if arrays is None:
+        arrays = calibrate(cfg)
+        try:
+            _atomic_save(path, interaction=arrays[0], controlled=arrays[1], reconstructor=arrays[2])
+        except OSError:
+            pass  # a read-only home just means no disk cache
+    pupil = make_pupil(cfg)
+    return AOSystem(pupil=pupil, valid_subapertures=valid_subapertures(cfg, pupil), influence_1d=influence_1d(cfg),
+                    controlled=arrays[1], interaction=arrays[0], reconstructor=arrays[2])
+
+
+def build_system(cfg: AOConfig) -> AOSystem:
+    """The calibrated system for a configuration: cached in-process and on disk (atomic writes)."""
+    key = _cache_key(cfg)
+    geometry = AOConfig(**{name: getattr(cfg, name) for name in _GEOMETRY_FIELDS})
+    return _system_for_key(key, geometry)
+
+
+# -- error budget (shared/reference/adaptive-optics.md) -------------------------------------------------
+
+
+def fitting_error_rad2(cfg: AOConfig, coefficient: float = 0.275) -> float:
+    """Continuous-facesheet DM fitting error at the science wavelength: 0.275 (d / r0)^(5/3)."""
+    return coefficient * (cfg.subaperture_m / cfg.r0_m) ** (5 / 3) * cfg.science_scale**2
+
+
+def aliasing_error_rad2(cfg: AOConfig) -> float:
+    """Shack-Hartmann aliasing, ~0.35 x the fitting error."""
+    return 0.35 * fitting_error_rad2(cfg)
+
+
+def servo_lag_error_rad2(cfg: AOConfig, lag_s: float) -> float:
+    """(tau / tau0)^(5/3) at the science wavelength, tau0 = 0.314 r0 / v (5/3-weighted wind)."""
+    w = np.asarray(cfg.layer_weights, dtype=float)
+    w = w / w.sum()
+    v = float(np.sum(w * np.asarray(cfg.wind_speeds_mps) ** (5 / 3)) ** (3 / 5))
+    if v == 0.0:
+        return 0.0
+    tau0 = 0.314 * cfg.r0_m / v
+    return (lag_s / tau0) ** (5 / 3) * cfg.science_scale**2
