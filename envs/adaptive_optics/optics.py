@@ -146,27 +146,3 @@ def build_system(cfg: AOConfig) -> AOSystem:
     key = _cache_key(cfg)
     geometry = AOConfig(**{name: getattr(cfg, name) for name in _GEOMETRY_FIELDS})
     return _system_for_key(key, geometry)
-
-
-# -- error budget (shared/reference/adaptive-optics.md) -------------------------------------------------
-
-
-def fitting_error_rad2(cfg: AOConfig, coefficient: float = 0.275) -> float:
-    """Continuous-facesheet DM fitting error at the science wavelength: 0.275 (d / r0)^(5/3)."""
-    return coefficient * (cfg.subaperture_m / cfg.r0_m) ** (5 / 3) * cfg.science_scale**2
-
-
-def aliasing_error_rad2(cfg: AOConfig) -> float:
-    """Shack-Hartmann aliasing, ~0.35 x the fitting error."""
-    return 0.35 * fitting_error_rad2(cfg)
-
-
-def servo_lag_error_rad2(cfg: AOConfig, lag_s: float) -> float:
-    """(tau / tau0)^(5/3) at the science wavelength, tau0 = 0.314 r0 / v (5/3-weighted wind)."""
-    w = np.asarray(cfg.layer_weights, dtype=float)
-    w = w / w.sum()
-    v = float(np.sum(w * np.asarray(cfg.wind_speeds_mps) ** (5 / 3)) ** (3 / 5))
-    if v == 0.0:
-        return 0.0
-    tau0 = 0.314 * cfg.r0_m / v
-    return (lag_s / tau0) ** (5 / 3) * cfg.science_scale**2
