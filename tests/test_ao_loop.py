@@ -253,3 +253,62 @@ def test_reset_options_change_the_episode_atmosphere():
     assert strong["residual_rad2"] > 3 * weak["residual_rad2"]
     with pytest.raises(ValueError, match="r0_m"):
         env.reset(options={"r0_m": -1.0})
+
+
+# -- diffractive Shack-Hartmann ----------------------------------------------------------------------------
+
+
+def _sensors(n_sub=12, p=8):
+    from astrogym.envs.adaptive_optics.wfs import DiffractiveSH, GeometricSH
+
+    cfg = AOConfig(n_subapertures=n_sub, pixels_per_subaperture=p, wfs="diffractive")
+    pupil = optics.make_pupil(cfg)
+    valid = optics.valid_subapertures(cfg, pupil)
+    p_ = cfg.pixels_per_subaperture
+    lit = pupil.reshape(n_sub, p_, n_sub, p_).mean(axis=(1, 3))[valid[:, 0], valid[:, 1]]
+    return cfg, pupil, valid, lit > 0.99, GeometricSH(cfg, pupil, valid), DiffractiveSH(cfg, pupil, valid)
+
+
+def test_diffractive_centroids_track_geometric_slopes_in_the_linear_range():
+    from astrogym.envs.adaptive_optics.atmosphere import fft_phase_screen
+
+    cfg, pupil, valid, full, geo, dif = _sensors()
+    phase = 0.05 * fft_phase_screen(cfg.pupil_pixels, cfg.pixel_scale_m, 0.16, 25.0, np.random.default_rng(0))
+    g, d = geo.measure(phase).copy(), dif.measure(phase).copy()
+    n = len(valid)
+    for sl in (slice(0, n), slice(n, 2 * n)):
+        gg, dd = g[sl][full], d[sl][full]
+        assert np.corrcoef(gg, dd)[0, 1] > 0.99
+        gain = np.dot(gg, dd) / np.dot(gg, gg)
+        assert 0.85 < gain < 1.0  # the centroid gain of Nyquist-sampled spots in a p lambda/d window
+
+
+def test_diffractive_sensor_wraps_beyond_its_field_of_view():
+    """The 2p-pixel lenslet field spans +-p pi rad across a subaperture (+-25 rad at p = 8): inside it
+    the response is linear with the centroid gain; past its edge the spot wraps and the slope falls,
+    where the geometric sensor keeps growing."""
+    cfg, pupil, valid, full, geo, dif = _sensors()
+    x = (np.arange(cfg.pupil_pixels) - cfg.pupil_pixels / 2 + 0.5) * cfg.pixel_scale_m
+    ramp = np.repeat(x[None, :], cfg.pupil_pixels, axis=0) / cfg.subaperture_m
+
+    def mean_slope(sensor, tilt):
+        return sensor.measure(tilt * ramp)[: len(valid)][full].mean()
+
+    gain = mean_slope(dif, 0.5) / 0.5
+    assert mean_slope(dif, 15.0) == pytest.approx(15.0 * gain, rel=0.03)  # linear inside the field
+    assert mean_slope(dif, 32.0) < mean_slope(dif, 18.0)  # wrapped
+    assert mean_slope(geo, 32.0) == pytest.approx(32.0)
+
+
+def test_diffractive_loop_closes_and_pixel_noise_costs_strehl():
+    env = _small(wfs="diffractive", pixels_per_subaperture=6)
+    noiseless = run_ao(LeakyIntegrator(env, gain=0.5), env, 300, 0)
+    assert noiseless["strehl"] > 0.7
+    env = _small(wfs="diffractive", pixels_per_subaperture=6, guide_star_magnitude=14.0)
+    noisy = run_ao(LeakyIntegrator(env, gain=0.5), env, 300, 0)
+    assert noisy["residual_rad2"] > 1.2 * noiseless["residual_rad2"]
+
+
+def test_diffractive_needs_enough_pixels():
+    with pytest.raises(ValueError, match="too few for wfs='diffractive'"):
+        AOConfig(wfs="diffractive", pixels_per_subaperture=2)

@@ -32,6 +32,8 @@ class AOConfig(EnvConfig):
     n_subapertures: int = param(40, "Shack-Hartmann subapertures across the pupil (DM has one more actuator)",
                                 low=4, high=100, kind="int")
     pixels_per_subaperture: int = param(4, "phase samples across a subaperture", low=2, high=16, kind="int")
+    wfs: str = param("geometric", "Shack-Hartmann model: 'geometric' (mean gradient, fast) or 'diffractive' "
+                     "(lenslet FFT spots and centroids)", choices=("geometric", "diffractive"))
     valid_subaperture_fraction: float = param(0.5, "a subaperture carries slopes when this fraction is lit",
                                               low=0.01, high=1.0)
     # -- atmosphere (one entry per layer in the tuples) -----------------------------------------
@@ -77,6 +79,9 @@ class AOConfig(EnvConfig):
         if n == 0 or any(w < 0 for w in self.layer_weights) or sum(self.layer_weights) <= 0:
             raise ValueError(f"AOConfig.layer_weights={self.layer_weights!r}: need at least one non-negative "
                              "weight with a positive sum")
+        if self.wfs == "diffractive" and self.pixels_per_subaperture < 4:
+            raise ValueError(f"AOConfig.pixels_per_subaperture={self.pixels_per_subaperture} is too few for "
+                             "wfs='diffractive'; allowed [4, 16] (6 gives a 6 lambda/d field of view)")
         if any(v < 0 or v > 200 for v in self.wind_speeds_mps):
             raise ValueError(f"AOConfig.wind_speeds_mps={self.wind_speeds_mps!r}: each must be in [0, 200]")
 

@@ -11,6 +11,7 @@ from astrogym.envs.adaptive_optics import kernels, metrics
 from astrogym.envs.adaptive_optics.atmosphere import Atmosphere
 from astrogym.envs.adaptive_optics.config import REFERENCE_WAVELENGTH_UM, AOConfig
 from astrogym.envs.adaptive_optics.optics import build_system
+from astrogym.envs.adaptive_optics.wfs import DiffractiveSH, GeometricSH
 
 _RESET_OPTIONS = ("r0_m", "wind_speeds_mps", "wind_directions_deg")
 _PSF_PADDING = 4  # focal-plane pixels per lambda/D
@@ -30,8 +31,9 @@ class AdaptiveOpticsEnv(gym.Env):
     influence deformable mirror whose commands take effect ``loop_delay_frames`` later. The
     science camera sees the residual phase at ``science_wavelength_um``. Defaults: the 40x40
     standard system of ``shared/reference/adaptive-optics.md``; ``AdaptiveOpticsSmall-v0`` is
-    the 20x20 preset. The WFS is geometric (mean gradient per subaperture; the diffractive
-    fidelity is not implemented yet), noiseless unless ``guide_star_magnitude`` is set.
+    the 20x20 preset. The WFS is ``wfs="geometric"`` (mean gradient per subaperture, fast) or
+    ``"diffractive"`` (lenslet FFT spots and centroids, calibrated by push-pull pokes); it is
+    noiseless unless ``guide_star_magnitude`` is set.
 
     ## Action Space
     ``Box(-1, 1, (N+1, N+1), float32)``: DM command increments on the actuator grid in units of
@@ -68,7 +70,7 @@ class AdaptiveOpticsEnv(gym.Env):
     ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase.
 
     ## Version History
-    * v0: initial release (geometric Shack-Hartmann).
+    * v0: initial release.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -91,8 +93,11 @@ class AdaptiveOpticsEnv(gym.Env):
         self._gt = np.ascontiguousarray(system.influence_1d.T)
         self._pupil = system.pupil
         self._lit = system.pupil > 0
-        self._slopes = np.empty(system.n_slopes)
-        self._noise_sigma = self._slope_noise_sigma()
+        sensor = DiffractiveSH if cfg.wfs == "diffractive" else GeometricSH
+        self._wfs = sensor(cfg, system.pupil, system.valid_subapertures)
+        self._photons = self._photons_per_subaperture()
+        # The geometric sensor has no pixels: its noise is the analytic centroid error.
+        self._noise_sigma = self._slope_noise_sigma() if cfg.wfs == "geometric" else 0.0
         self._obs = np.zeros((2 * h, n_act, n_act), dtype=np.float32)
         self._queue = np.zeros((cfg.loop_delay_frames, n_act, n_act))
         self._command = np.zeros((n_act, n_act))
@@ -106,6 +111,14 @@ class AdaptiveOpticsEnv(gym.Env):
         self._n_psf = 0
 
     # -- physics helpers ---------------------------------------------------------------------------
+    def _photons_per_subaperture(self) -> float:
+        """Photons per subaperture per frame at the WFS (0 = noiseless)."""
+        cfg = self.config
+        if cfg.guide_star_magnitude is None:
+            return 0.0
+        return (_ZERO_POINT_PHOTONS * 10 ** (-0.4 * cfg.guide_star_magnitude) * cfg.subaperture_m**2
+                * cfg.wfs_throughput / cfg.loop_rate_hz)
+
     def _slope_noise_sigma(self) -> float:
         """Slope noise (rad at 500 nm across a subaperture) from photon and read noise (Rousset 1999).
 
@@ -113,21 +126,19 @@ class AdaptiveOpticsEnv(gym.Env):
         with 6 x 6 detector pixels per subaperture and a 2-pixel spot, at the WFS wavelength.
         """
         cfg = self.config
-        if cfg.guide_star_magnitude is None:
+        photons = self._photons
+        if photons == 0.0:
             return 0.0
-        photons = (_ZERO_POINT_PHOTONS * 10 ** (-0.4 * cfg.guide_star_magnitude) * cfg.subaperture_m**2
-                   * cfg.wfs_throughput / cfg.loop_rate_hz)
         n_s, n_d = 6.0, 2.0
         var = np.pi**2 / (2 * photons) + np.pi**2 / 3 * (cfg.wfs_read_noise_e / photons) ** 2 * n_s**4 / n_d**2
         return float(np.sqrt(var) * cfg.wfs_wavelength_um / REFERENCE_WAVELENGTH_UM)
 
     def _measure(self) -> None:
         """WFS on the current residual, reconstruction onto the actuator grid, history shift."""
-        kernels.sh_geometric_slopes(self._residual, self._pupil, self.system.valid_subapertures,
-                                    self.config.pixels_per_subaperture, self._slopes)
+        slopes = self._wfs.measure(self._residual, self._photons, self.config.wfs_read_noise_e, self.np_random)
         if self._noise_sigma:
-            self._slopes += self._noise_sigma * self.np_random.standard_normal(self._slopes.shape)
-        reconstructed = self.system.reconstructor @ self._slopes.astype(np.float32)
+            slopes = slopes + self._noise_sigma * self.np_random.standard_normal(slopes.shape)
+        reconstructed = self.system.reconstructor @ slopes.astype(np.float32)
         h = self.config.history
         obs = self._obs
         obs[1:h] = obs[: h - 1]

@@ -104,3 +104,63 @@ def poke_slopes(g, pupil, valid, p, out):
             sh_geometric_slopes(phase, pupil, valid, p, col)
             out[:, i * n_act + j] = col
     return out
+
+
+@njit(cache=True)
+def sh_lenslet_fields(phase_wfs, pupil, valid, p, fields):
+    """Lenslet fields ``pupil * exp(i phase)`` of every valid subaperture, zero-padded 2x (Nyquist spots).
+
+    ``fields`` is (n_valid, 2p, 2p) complex64; only the top-left p x p block is written, the rest
+    stays zero.
+    """
+    for k in range(valid.shape[0]):
+        r0 = valid[k, 0] * p
+        c0 = valid[k, 1] * p
+        for r in range(p):
+            for c in range(p):
+                a = pupil[r0 + r, c0 + c]
+                ph = phase_wfs[r0 + r, c0 + c]
+                fields[k, r, c] = complex(a * np.cos(ph), a * np.sin(ph))
+    return fields
+
+
+@njit(cache=True)
+def sh_centroid_slopes(spots_f, p, photons, read_noise, noise, out):
+    """Centroids of the lenslet spots |FFT|^2 as slopes (rad across a subaperture, at the WFS wavelength).
+
+    ``spots_f`` holds the 2p x 2p FFTs; frequency index k maps to pixel k (k < p) or k - 2p.
+    A pixel is lambda / (2 d), so a centroid of one pixel is a phase difference of pi across
+    the subaperture. With ``photons`` > 0 each spot is scaled to that many photons and
+    ``noise`` (n_valid, 2p, 2p, 2) standard normals add photon (Gaussian approximation) and
+    read noise.
+    """
+    n = spots_f.shape[0]
+    m = 2 * p
+    for k in range(n):
+        total = 0.0
+        for r in range(m):
+            for c in range(m):
+                v = spots_f[k, r, c]
+                total += v.real * v.real + v.imag * v.imag
+        scale = photons / total if photons > 0.0 and total > 0.0 else 1.0
+        sx = 0.0
+        sy = 0.0
+        s = 0.0
+        for r in range(m):
+            fy = r if r < p else r - m
+            for c in range(m):
+                fx = c if c < p else c - m
+                v = spots_f[k, r, c]
+                i = (v.real * v.real + v.imag * v.imag) * scale
+                if photons > 0.0:
+                    i += np.sqrt(max(i, 0.0)) * noise[k, r, c, 0] + read_noise * noise[k, r, c, 1]
+                sx += i * fx
+                sy += i * fy
+                s += i
+        if s > 0.0:
+            out[k] = np.pi * sx / s
+            out[n + k] = np.pi * sy / s
+        else:
+            out[k] = 0.0
+            out[n + k] = 0.0
+    return out

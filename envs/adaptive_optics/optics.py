@@ -33,7 +33,7 @@ from astrogym.envs.adaptive_optics import kernels
 from astrogym.envs.adaptive_optics.config import AOConfig
 
 _GEOMETRY_FIELDS = ("telescope_diameter_m", "central_obstruction", "n_subapertures", "pixels_per_subaperture",
-                    "valid_subaperture_fraction", "dm_coupling", "reconstructor_rcond")
+                    "valid_subaperture_fraction", "dm_coupling", "reconstructor_rcond", "wfs", "wfs_wavelength_um")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,14 @@ def _atomic_save(path: Path, **arrays) -> None:
 
 
 def calibrate(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Interaction matrix, controlled-actuator mask and reconstructor (computed, not cached)."""
+    """Interaction matrix, controlled-actuator mask and reconstructor (computed, not cached).
+
+    Which actuators are controlled comes from the geometric sensor (exact and cheap). A
+    diffractive sensor is then calibrated as on a bench: push-pull pokes of 0.1 rad, within its
+    linear range, so the reconstructor absorbs its centroid gain.
+    """
+    from astrogym.envs.adaptive_optics.wfs import DiffractiveSH
+
     pupil = make_pupil(cfg)
     valid = valid_subapertures(cfg, pupil)
     g = influence_1d(cfg)
@@ -116,6 +123,13 @@ def calibrate(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     strength = np.linalg.norm(full, axis=0)
     controlled = (strength >= 0.05 * strength.max()).reshape(n_act, n_act)
     interaction = full[:, controlled.ravel()]
+    if cfg.wfs == "diffractive":
+        sensor = DiffractiveSH(cfg, pupil, valid)
+        amplitude = 0.1
+        for col, (i, j) in enumerate(np.argwhere(controlled)):
+            poke = amplitude * np.outer(g[:, i], g[:, j])
+            plus = sensor.measure(poke).copy()
+            interaction[:, col] = (plus - sensor.measure(-poke)) / (2 * amplitude)
     reconstructor = np.linalg.pinv(interaction, rcond=cfg.reconstructor_rcond).astype(np.float32)
     return interaction, controlled, reconstructor
 
