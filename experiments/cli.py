@@ -1,8 +1,8 @@
 """The ``astrogym`` command.
 
     astrogym list [--config]          ids, one-line summaries, spaces (and every config key)
-    astrogym bench ENV                environment throughput against a peer, measured in one run
-    astrogym evaluate ENV             closed-loop evaluation of policies; Markdown table + PNG
+    astrogym bench ENV                environment throughput against a peer (SciPy, HCIPy), measured in one run
+    astrogym evaluate ENV             closed-loop evaluation against the baseline; Markdown table + PNG
     astrogym benchmark                the main job: bench + baseline evaluation of every env
 """
 
@@ -48,15 +48,30 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from astrogym.experiments.bench import BENCHMARKS, bench_table
+def _ao_throughput(frames: int, repeats: int, hcipy_frames: int = 20) -> tuple[str, object]:
+    from astrogym.experiments.bench_ao import ao_bench_table, bench_adaptive_optics
 
+    rows = bench_adaptive_optics(frames=frames, hcipy_frames=hcipy_frames, repeats=repeats)
+    return ao_bench_table(rows), rows
+
+
+def _lock_throughput(steps: int, repeats: int) -> tuple[str, object]:
+    from astrogym.experiments.bench import bench_interferometer, bench_table
+
+    result = bench_interferometer(steps=steps, repeats=repeats)
+    return bench_table(result), result
+
+
+def cmd_bench(args) -> int:
     env_id = _known_env(args.env)
-    result = BENCHMARKS[env_id](steps=args.steps, repeats=args.repeats)
+    if env_id.startswith("astrogym/AdaptiveOptics"):
+        text, data = _ao_throughput(args.steps if args.steps != 200_000 else 300, args.repeats)
+    else:
+        text, data = _lock_throughput(args.steps, args.repeats)
     print(f"## {env_id} throughput (median of {args.repeats})\n")
-    print(bench_table(result))
+    print(text)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(data, indent=2))
     return 0
 
 
@@ -73,9 +88,24 @@ def _lock_report(seconds: float, seed: int, policies: list[str], out: Path, powe
     return text
 
 
+def _ao_report(env_ids, frames: int, seed: int, out: Path) -> str:
+    from astrogym.experiments.evaluate_ao import ao_table, evaluate_integrator
+
+    results = [evaluate_integrator(e, frames=frames, seed=seed, out_dir=out) for e in env_ids]
+    plots = ", ".join(f"`{r['plot']}`" for r in results)
+    return (f"## Adaptive optics: leaky integrator (gain tuned on another seed), {frames} frames, seed {seed}\n\n"
+            f"{ao_table([r['row'] for r in results])}\nPSF plots: {plots}\n")
+
+
 def cmd_evaluate(args) -> int:
-    _known_env(args.env)
+    env_id = _known_env(args.env)
     out = Path(args.out)
+    if env_id.startswith("astrogym/AdaptiveOptics"):
+        text = _ao_report([env_id], 3000 if args.frames is None else args.frames, args.seed, out)
+        print(text)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "evaluation.md").write_text(text)
+        return 0
     text = _lock_report(args.seconds, args.seed, args.policy, out, [300e3, 400e3, 500e3])
     print(text)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,14 +114,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from astrogym.experiments.bench import bench_interferometer, bench_table
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    steps, seconds = (20_000, 60.0) if args.quick else (200_000, 300.0)
+    steps, seconds, frames = (20_000, 60.0, 500) if args.quick else (200_000, 300.0, 3000)
     parts = [f"# astrogym benchmark (astrogym {astrogym.__version__})\n"]
     parts.append(_lock_report(seconds, args.seed, ["baseline", "zero"], out, [300e3, 350e3, 400e3, 450e3, 500e3]))
-    parts.append("### Throughput (median of 5)\n\n" + bench_table(bench_interferometer(steps=steps)))
+    parts.append("### Throughput (median of 5)\n\n" + _lock_throughput(steps, 5)[0])
+    parts.append(_ao_report(["astrogym/AdaptiveOpticsSmall-v0", "astrogym/AdaptiveOptics-v0"], frames, args.seed,
+                            out))
+    parts.append("### Adaptive-optics throughput (median of 3; HCIPy only where installed)\n\n"
+                 + _ao_throughput(100 if args.quick else 300, 3, 5 if args.quick else 20)[0])
     text = "\n".join(parts)
     print(text)
     (out / "benchmark.md").write_text(text)
@@ -108,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("bench", help="environment throughput")
     p.add_argument("env")
-    p.add_argument("--steps", type=int, default=200_000)
+    p.add_argument("--steps", type=int, default=200_000, help="steps (frames for adaptive optics: default 300)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -116,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("env")
     p.add_argument("--policy", action="append", default=None,
                    help="'baseline', 'zero' or an SB3 .zip; repeatable (default: baseline and zero)")
-    p.add_argument("--seconds", type=float, default=300.0)
+    p.add_argument("--seconds", type=float, default=300.0, help="interferometer: simulated seconds")
+    p.add_argument("--frames", type=int, default=None, help="adaptive optics: frames (default 3000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results")
     p.set_defaults(func=cmd_evaluate)

@@ -50,3 +50,20 @@ def test_evaluate_rejects_missing_policy_file(tmp_path):
     with pytest.raises(ValueError, match="not 'baseline', 'zero' or an existing"):
         main(["evaluate", "astrogym/InterferometerLock-v0", "--seconds", "20", "--policy", "nope.zip",
               "--out", str(tmp_path)])
+
+
+def test_evaluate_adaptive_optics_writes_budget_table_and_psf(tmp_path, capsys):
+    assert main(["evaluate", "astrogym/AdaptiveOpticsSmall-v0", "--frames", "200", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "long-exposure Strehl" in text and "budget Strehl" in text and "(20x20)" in text
+    png = tmp_path / "adaptiveopticssmall-v0_psf.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ao_benchmark_rows_and_table():
+    from astrogym.experiments.bench_ao import ao_bench_table, bench_adaptive_optics
+
+    rows = bench_adaptive_optics(frames=20, hcipy_frames=2, repeats=1, presets=("small",))
+    assert rows[0]["geometric_fps"] > 0 and rows[0]["diffractive_fps"] > 0
+    table = ao_bench_table(rows)
+    assert "| small (20x20) |" in table

@@ -217,6 +217,17 @@ class AdaptiveOpticsEnv(gym.Env):
                 info["raw_contrast"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING)
         return self._obs.copy(), reward, False, truncated, info
 
+    def long_exposure_psf(self, coronagraph: bool = False) -> np.ndarray | None:
+        """The PSF averaged over the frames sampled so far this episode (``psf_every``), or None."""
+        if not self._n_psf:
+            return None
+        return (self._long_coro if coronagraph else self._long_psf) / self._n_psf
+
+    @property
+    def psf_padding(self) -> int:
+        """Focal-plane pixels per lambda/D of the PSFs."""
+        return _PSF_PADDING
+
     def _accumulate_psf(self) -> float:
         science = self._residual * self.config.science_scale
         image = metrics.psf(science, self._pupil, _PSF_PADDING)

@@ -67,6 +67,7 @@ def plot_psf_and_phase(image: np.ndarray, phase: np.ndarray, pupil: np.ndarray, 
     ax1.set_title("PSF (log10)")
     ax1.set_xlabel("λ/D")
     masked = np.where(pupil > 0, phase, np.nan)
+    masked = masked - np.nanmean(masked)  # piston is invisible to the image
     im = ax2.imshow(masked, cmap="RdBu_r", origin="lower")
     ax2.set_title("residual phase [rad]")
     ax2.set_xticks([]), ax2.set_yticks([])
