@@ -141,3 +141,16 @@ def test_bilinear_sampling_equals_scipy_map_coordinates():
     window = np.roll(buffer, -head, axis=1)
     ref = scipy.ndimage.map_coordinates(window, [y, x + offset], order=1)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_aligned_fast_path_equals_general_sampling():
+    from astrogym.envs.adaptive_optics.atmosphere import Atmosphere
+
+    atm = Atmosphere(40, 0.1, R0, L0, (1.0,), (15.0,), (0.0,), np.random.default_rng(8))
+    for _ in range(7):
+        atm.advance(1.3e-3)
+    fast = atm.phase().copy()
+    layer = atm.layers[0]
+    general = np.empty(40 * 40)
+    kernels.sample_ring(layer.buffer, layer.head, layer.offset, atm._x[0], atm._y[0], general)
+    np.testing.assert_allclose(fast.ravel(), general, rtol=1e-12, atol=1e-12)

@@ -205,7 +205,7 @@ class Atmosphere:
         length = max(span + 2, max(DEFAULT_STENCIL) + 2)
         coords = (np.arange(n_pixels) - n_pixels / 2 + 0.5)
         yy, xx = np.meshgrid(coords, coords, indexing="ij")  # pupil rows are y, columns x (pixels)
-        self.layers, self._x, self._y = [], [], []
+        self.layers, self._x, self._y, self._aligned = [], [], [], []
         for wi, direction in zip(w, directions_deg):
             if wi == 0.0:
                 continue
@@ -217,6 +217,8 @@ class Atmosphere:
             # sampling at -along makes them move along +direction over the pupil.
             self._x.append(np.ascontiguousarray(length / 2 - along).ravel())
             self._y.append(np.ascontiguousarray(span / 2 + across).ravel())
+            # Wind along +x: every pixel shares one set of bilinear weights (the fast path).
+            self._aligned.append(float(direction) % 360.0 == 0.0)
         self.speeds = self.speeds[w > 0]
         self.n_pixels = n_pixels
 
@@ -227,7 +229,12 @@ class Atmosphere:
 
     def phase(self, out: np.ndarray | None = None) -> np.ndarray:
         """The summed phase (rad at the reference wavelength) on the pupil grid."""
-        out = np.empty(self.n_pixels * self.n_pixels) if out is None else out.reshape(-1)
-        for i, (layer, x, y) in enumerate(zip(self.layers, self._x, self._y)):
-            kernels.sample_ring(layer.buffer, layer.head, layer.offset, x, y, out, i > 0)
-        return out.reshape(self.n_pixels, self.n_pixels)
+        n = self.n_pixels
+        out = np.empty((n, n)) if out is None else out
+        flat = out.reshape(-1)
+        for i, (layer, x, y, aligned) in enumerate(zip(self.layers, self._x, self._y, self._aligned)):
+            if aligned:
+                kernels.sample_ring_grid(layer.buffer, layer.head, layer.offset, x[0], y[0], n, out, i > 0)
+            else:
+                kernels.sample_ring(layer.buffer, layer.head, layer.offset, x, y, flat, i > 0)
+        return out

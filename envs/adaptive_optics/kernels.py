@@ -60,6 +60,35 @@ def sample_ring(buffer, head, offset, x_px, y_px, out, accumulate=False):
 
 
 @njit(cache=True)
+def masked_variance(phase, pupil):
+    """Variance of ``phase`` over the pixels where ``pupil`` is non-zero (two-pass, no copies)."""
+    n = 0
+    total = 0.0
+    for r in range(phase.shape[0]):
+        for c in range(phase.shape[1]):
+            if pupil[r, c] != 0.0:
+                total += phase[r, c]
+                n += 1
+    mean = total / n
+    acc = 0.0
+    for r in range(phase.shape[0]):
+        for c in range(phase.shape[1]):
+            if pupil[r, c] != 0.0:
+                d = phase[r, c] - mean
+                acc += d * d
+    return acc / n
+
+
+@njit(cache=True, inline="always")
+def _fully_lit(pupil, r0, c0, p):
+    for r in range(r0, r0 + p):
+        for c in range(c0, c0 + p):
+            if pupil[r, c] == 0.0:
+                return False
+    return True
+
+
+@njit(cache=True)
 def sh_geometric_slopes(phase, pupil, valid, p, out):
     """Geometric Shack-Hartmann: mean finite-difference gradient over each valid subaperture's lit pixels.
 
@@ -70,6 +99,16 @@ def sh_geometric_slopes(phase, pupil, valid, p, out):
     for k in range(n):
         r0 = valid[k, 0] * p
         c0 = valid[k, 1] * p
+        if _fully_lit(pupil, r0, c0, p):
+            # Differences telescope along each row/column: only the edges are needed.
+            sx = 0.0
+            sy = 0.0
+            for i in range(p):
+                sx += phase[r0 + i, c0 + p - 1] - phase[r0 + i, c0]
+                sy += phase[r0 + p - 1, c0 + i] - phase[r0, c0 + i]
+            out[k] = sx / (p - 1)
+            out[n + k] = sy / (p - 1)
+            continue
         sx = 0.0
         cx = 0.0
         sy = 0.0
@@ -103,6 +142,42 @@ def poke_slopes(g, pupil, valid, p, out):
                     phase[r, c] = gi * g[c, j]
             sh_geometric_slopes(phase, pupil, valid, p, col)
             out[:, i * n_act + j] = col
+    return out
+
+
+@njit(cache=True)
+def sample_ring_grid(buffer, head, offset, x0, y0, n, out, accumulate=False):
+    """``sample_ring`` on an n x n grid aligned with the layer: pupil column c sits at window
+    x = x0 - c (+ offset), row r at y = y0 + r, so the bilinear weights are the same everywhere."""
+    length = buffer.shape[1]
+    x_first = x0 + offset
+    xs = x_first - (n - 1)  # the smallest x the grid reads
+    y_int = int(y0)
+    fy = y0 - y_int
+    ix_min = int(xs)
+    fx = xs - ix_min
+    if xs < 0.0 or x_first + 1.0 >= length or y0 < 0.0 or y_int + n >= buffer.shape[0]:
+        for r in range(n):
+            for c in range(n):
+                out[r, c] = np.nan
+        return out
+    for c in range(n):
+        # column c reads window columns ix_min + (n - 1 - c) and the one after it
+        ix = ix_min + (n - 1 - c)
+        c0 = head + ix
+        if c0 >= length:
+            c0 -= length
+        c1 = c0 + 1
+        if c1 >= length:
+            c1 -= length
+        for r in range(n):
+            iy = y_int + r
+            v = ((1.0 - fx) * ((1.0 - fy) * buffer[iy, c0] + fy * buffer[iy + 1, c0])
+                 + fx * ((1.0 - fy) * buffer[iy, c1] + fy * buffer[iy + 1, c1]))
+            if accumulate:
+                out[r, c] += v
+            else:
+                out[r, c] = v
     return out
 
 

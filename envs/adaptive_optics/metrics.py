@@ -12,8 +12,9 @@ import numpy as np
 
 def residual_variance(phase: np.ndarray, pupil: np.ndarray) -> float:
     """Piston-removed variance of ``phase`` over the lit pupil (rad^2)."""
-    lit = pupil > 0
-    return float(np.var(phase[lit]))
+    from astrogym.envs.adaptive_optics.kernels import masked_variance
+
+    return float(masked_variance(phase, pupil))
 
 
 def marechal_strehl(variance_rad2: float) -> float:
