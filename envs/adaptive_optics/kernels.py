@@ -27,6 +27,20 @@ def extrude_columns(buffer, head, a, b, z_rows, z_cols, noise):
     return head
 
 
+@njit(cache=True, inline="always")
+def _bilinear_ring(buffer, head, ix, iy, fx, fy):
+    """Bilinear value at window column ix + fx, row iy + fy of a ring whose oldest column is ``head``."""
+    length = buffer.shape[1]
+    c0 = head + ix
+    if c0 >= length:
+        c0 -= length
+    c1 = c0 + 1
+    if c1 >= length:
+        c1 -= length
+    return ((1.0 - fx) * ((1.0 - fy) * buffer[iy, c0] + fy * buffer[iy + 1, c0])
+            + fx * ((1.0 - fy) * buffer[iy, c1] + fy * buffer[iy + 1, c1]))
+
+
 @njit(cache=True)
 def sample_ring(buffer, head, offset, x_px, y_px, out, accumulate=False):
     """Bilinear samples of the ring ``buffer`` at (x, y) pixels, x counted from the oldest column + offset.
@@ -42,16 +56,7 @@ def sample_ring(buffer, head, offset, x_px, y_px, out, accumulate=False):
         if x < 0.0 or y < 0.0 or ix + 1 >= length or iy + 1 >= n:
             out[k] = np.nan
             continue
-        fx = x - ix
-        fy = y - iy
-        c0 = head + ix
-        if c0 >= length:
-            c0 -= length
-        c1 = c0 + 1
-        if c1 >= length:
-            c1 -= length
-        v = ((1.0 - fx) * ((1.0 - fy) * buffer[iy, c0] + fy * buffer[iy + 1, c0])
-             + fx * ((1.0 - fy) * buffer[iy, c1] + fy * buffer[iy + 1, c1]))
+        v = _bilinear_ring(buffer, head, ix, iy, x - ix, y - iy)
         if accumulate:
             out[k] += v
         else:
@@ -162,18 +167,9 @@ def sample_ring_grid(buffer, head, offset, x0, y0, n, out, accumulate=False):
                 out[r, c] = np.nan
         return out
     for c in range(n):
-        # column c reads window columns ix_min + (n - 1 - c) and the one after it
-        ix = ix_min + (n - 1 - c)
-        c0 = head + ix
-        if c0 >= length:
-            c0 -= length
-        c1 = c0 + 1
-        if c1 >= length:
-            c1 -= length
+        ix = ix_min + (n - 1 - c)  # column c reads window columns ix and ix + 1
         for r in range(n):
-            iy = y_int + r
-            v = ((1.0 - fx) * ((1.0 - fy) * buffer[iy, c0] + fy * buffer[iy + 1, c0])
-                 + fx * ((1.0 - fy) * buffer[iy, c1] + fy * buffer[iy + 1, c1]))
+            v = _bilinear_ring(buffer, head, ix, y_int + r, fx, fy)
             if accumulate:
                 out[r, c] += v
             else:
