@@ -88,8 +88,13 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("ASTROGYM_CACHE_DIR", Path.home() / ".cache" / "astrogym"))
 
 
+# Bump when the calibration procedure changes, so stale disk caches are not reused.
+_CALIBRATION_VERSION = 1
+
+
 def _cache_key(cfg: AOConfig) -> str:
     fields = {name: getattr(cfg, name) for name in _GEOMETRY_FIELDS}
+    fields["calibration_version"] = _CALIBRATION_VERSION
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
