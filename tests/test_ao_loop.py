@@ -312,3 +312,11 @@ def test_diffractive_loop_closes_and_pixel_noise_costs_strehl():
 def test_diffractive_needs_enough_pixels():
     with pytest.raises(ValueError, match="too few for wfs='diffractive'"):
         AOConfig(wfs="diffractive", pixels_per_subaperture=2)
+
+
+def test_three_layer_atmosphere_runs_long_without_leaving_its_screens():
+    """The COMPASS 3-layer profile with different wind directions: 40 m of flow, no NaN, loop closed."""
+    env = _small(layer_weights=(0.5, 0.3, 0.2), wind_speeds_mps=(15.0, 10.0, 20.0),
+                 wind_directions_deg=(0.0, 45.0, 120.0))
+    result = run_ao(LeakyIntegrator(env, gain=0.5), env, 2000, 0)
+    assert np.isfinite(result["residual_rad2"]) and result["strehl"] > 0.8
