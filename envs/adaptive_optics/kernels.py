@@ -177,20 +177,20 @@ def sample_ring_grid(buffer, head, offset, x0, y0, n, out, accumulate=False):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def sh_lenslet_fields(phase_wfs, pupil, valid, p, fields):
     """Lenslet fields ``pupil * exp(i phase)`` of every valid subaperture, zero-padded 2x (Nyquist spots).
 
     ``fields`` is (n_valid, 2p, 2p) complex64; only the top-left p x p block is written, the rest
-    stays zero.
+    stays zero. The trigonometry runs in float32 (the fields are complex64 anyway): half the cost.
     """
     for k in range(valid.shape[0]):
         r0 = valid[k, 0] * p
         c0 = valid[k, 1] * p
         for r in range(p):
             for c in range(p):
-                a = pupil[r0 + r, c0 + c]
-                ph = phase_wfs[r0 + r, c0 + c]
+                a = np.float32(pupil[r0 + r, c0 + c])
+                ph = np.float32(phase_wfs[r0 + r, c0 + c])
                 fields[k, r, c] = complex(a * np.cos(ph), a * np.sin(ph))
     return fields
 
