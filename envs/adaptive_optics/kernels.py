@@ -181,17 +181,22 @@ def sample_ring_grid(buffer, head, offset, x0, y0, n, out, accumulate=False):
 def sh_lenslet_fields(phase_wfs, pupil, valid, p, fields):
     """Lenslet fields ``pupil * exp(i phase)`` of every valid subaperture, zero-padded 2x (Nyquist spots).
 
-    ``fields`` is (n_valid, 2p, 2p) complex64; only the top-left p x p block is written, the rest
-    stays zero. The trigonometry runs in float32 (the fields are complex64 anyway): half the cost.
+    ``fields`` is (n_valid, 2p, 2p) complex64: the top-left p x p block gets the field and the
+    padding is zeroed (the buffer is reused for an in-place FFT). The trigonometry runs in
+    float32 (the fields are complex64 anyway): half the cost.
     """
+    m = 2 * p
     for k in range(valid.shape[0]):
         r0 = valid[k, 0] * p
         c0 = valid[k, 1] * p
-        for r in range(p):
-            for c in range(p):
-                a = np.float32(pupil[r0 + r, c0 + c])
-                ph = np.float32(phase_wfs[r0 + r, c0 + c])
-                fields[k, r, c] = complex(a * np.cos(ph), a * np.sin(ph))
+        for r in range(m):
+            for c in range(m):
+                if r < p and c < p:
+                    a = np.float32(pupil[r0 + r, c0 + c])
+                    ph = np.float32(phase_wfs[r0 + r, c0 + c])
+                    fields[k, r, c] = complex(a * np.cos(ph), a * np.sin(ph))
+                else:
+                    fields[k, r, c] = 0.0
     return fields
 
 

@@ -42,7 +42,8 @@ class DiffractiveSH:
 
     def measure(self, phase_ref: np.ndarray, photons: float = 0.0, read_noise: float = 0.0, rng=None) -> np.ndarray:
         kernels.sh_lenslet_fields(phase_ref * self.to_wfs, self.pupil, self.valid, self.p, self.fields)
-        spots = scipy.fft.fft2(self.fields, workers=1, overwrite_x=False)
+        # In place: a fresh 1.4 MB output array every frame costs more than the transform (page faults).
+        spots = scipy.fft.fft2(self.fields, workers=1, overwrite_x=True)
         noise = self._noise
         if photons > 0.0:
             noise = rng.standard_normal(self.fields.shape + (2,))
