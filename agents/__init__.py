@@ -7,6 +7,7 @@ them alike.
 from astrogym.agents.base import Policy, ZeroPolicy
 from astrogym.agents.integrator import LeakyIntegrator, tune_integrator_gain
 from astrogym.agents.loop_shaping import LoopShapingController, LoopShapingDesign
+from astrogym.agents.predictive import LinearPredictiveController
 
-__all__ = ["Policy", "ZeroPolicy", "LeakyIntegrator", "tune_integrator_gain", "LoopShapingController",
-           "LoopShapingDesign"]
+__all__ = ["Policy", "ZeroPolicy", "LeakyIntegrator", "tune_integrator_gain", "LinearPredictiveController",
+           "LoopShapingController", "LoopShapingDesign"]

@@ -9,15 +9,20 @@ import numpy as np
 from tqdm import tqdm
 
 import astrogym  # noqa: F401
-from astrogym.agents import LeakyIntegrator, tune_integrator_gain
+from astrogym.agents import LeakyIntegrator, LinearPredictiveController, tune_integrator_gain
 from astrogym.envs.adaptive_optics import metrics, theory
 
 AO_IDS = ("astrogym/AdaptiveOptics-v0", "astrogym/AdaptiveOpticsSmall-v0")
 
 
 def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: float | None = None,
-                        out_dir: str | Path | None = None, progress: bool = True, **config) -> dict:
-    """Run the leaky integrator (gain tuned on a separate seed if not given) and report Strehl and budget.
+                        out_dir: str | Path | None = None, progress: bool = True, controller: str = "integrator",
+                        **config) -> dict:
+    """Run a classical controller and report Strehl beside the error budget.
+
+    ``controller="integrator"``: the leaky integrator, gain tuned on a separate seed if not given.
+    ``controller="predictive"``: the linear predictive controller, fitted on telemetry of a
+    separate seed (the budget's servo term is still the integrator's, for comparison).
 
     Returns a row with the tuned gain, long-exposure Strehl from the PSF (sampled every 10
     frames after the first 100), mean short-exposure (Marechal) Strehl, raw coronagraphic
@@ -32,7 +37,12 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
                                        frames=400, seed=seed + 1000)
     env = make(episode_frames=frames, psf_every=10)
     cfg = env.unwrapped.config
-    policy = LeakyIntegrator(env, gain=gain)
+    if controller == "predictive":
+        policy = LinearPredictiveController(env).fit(make(episode_frames=10**9), seed=seed + 2000)
+    elif controller == "integrator":
+        policy = LeakyIntegrator(env, gain=gain)
+    else:
+        raise ValueError(f"controller={controller!r}; allowed 'integrator' or 'predictive'")
     obs, _ = env.reset(seed=seed)
     variances, info = [], {}
     for k in tqdm(range(frames), disable=not progress, desc=env_id.split("/")[1], unit="frame", mininterval=0.5):
@@ -44,7 +54,8 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
             variances.append(info["residual_rad2"])
     fitting, aliasing = theory.fitting_error_rad2(cfg), theory.aliasing_error_rad2(cfg)
     servo = theory.integrator_servo_error_rad2(cfg, gain=gain)
-    row = {"env": env_id, "subapertures": cfg.n_subapertures, "wfs": cfg.wfs, "gain": gain,
+    row = {"env": env_id, "controller": controller, "subapertures": cfg.n_subapertures, "wfs": cfg.wfs,
+           "gain": gain,
            "long_exposure_strehl": info.get("long_exposure_strehl", float("nan")),
            "short_exposure_strehl": float(np.mean(np.exp(-np.asarray(variances)))),
            "residual_rad2": float(np.mean(variances)), "raw_contrast_3_10": info.get("raw_contrast", float("nan")),
@@ -54,7 +65,7 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
     if out_dir is not None:
         psf = env.unwrapped.long_exposure_psf()
         science = env.unwrapped._residual * cfg.science_scale
-        name = env_id.split("/")[1].lower()
+        name = env_id.split("/")[1].lower() + ("" if controller == "integrator" else f"_{controller}")
         result["plot"] = metrics.plot_psf_and_phase(
             psf, science, env.unwrapped.system.pupil, env.unwrapped.psf_padding, Path(out_dir) / f"{name}_psf.png",
             title=f"{env_id}: long-exposure PSF at {cfg.science_wavelength_um} um, Strehl "
@@ -64,11 +75,11 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
 
 
 def ao_table(rows: list[dict]) -> str:
-    head = ("| env | WFS | gain | long-exposure Strehl (PSF) | mean short-exposure Strehl | residual [rad^2] | "
-            "raw contrast 3-10 l/D | budget fit / alias / servo [rad^2] | budget Strehl |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| env | controller | WFS | integrator gain | long-exposure Strehl (PSF) | mean short-exposure Strehl | "
+            "residual [rad^2] | raw contrast 3-10 l/D | budget fit / alias / servo [rad^2] | budget Strehl |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     return head + "".join(
-        f"| {r['env']} ({r['subapertures']}x{r['subapertures']}) | {r['wfs']} | {r['gain']:.2f} | "
+        f"| {r['env']} ({r['subapertures']}x{r['subapertures']}) | {r['controller']} | {r['wfs']} | {r['gain']:.2f} | "
         f"{r['long_exposure_strehl']:.3f} | {r['short_exposure_strehl']:.3f} | {r['residual_rad2']:.4f} | "
         f"{r['raw_contrast_3_10']:.2e} | {r['budget_fitting_rad2']:.4f} / {r['budget_aliasing_rad2']:.4f} / "
         f"{r['budget_servo_rad2']:.4f} | {r['budget_strehl']:.3f} |\n" for r in rows)
