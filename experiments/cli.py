@@ -65,9 +65,9 @@ def _lock_throughput(steps: int, repeats: int) -> tuple[str, object]:
 def cmd_bench(args) -> int:
     env_id = _known_env(args.env)
     if env_id.startswith("astrogym/AdaptiveOptics"):
-        text, data = _ao_throughput(args.steps if args.steps != 200_000 else 300, args.repeats)
+        text, data = _ao_throughput(args.steps or 300, args.repeats)
     else:
-        text, data = _lock_throughput(args.steps, args.repeats)
+        text, data = _lock_throughput(args.steps or 200_000, args.repeats)
     print(f"## {env_id} throughput (median of {args.repeats})\n")
     print(text)
     if args.json:
@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("bench", help="environment throughput")
     p.add_argument("env")
-    p.add_argument("--steps", type=int, default=200_000, help="steps (frames for adaptive optics: default 300)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per timing (default 200,000; frames for adaptive optics, default 300)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

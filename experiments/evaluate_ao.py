@@ -47,8 +47,7 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
     variances, info = [], {}
     for k in tqdm(range(frames), disable=not progress, desc=env_id.split("/")[1], unit="frame", mininterval=0.5):
         if k == 100:  # drop the loop's convergence from the long exposure
-            env.unwrapped._long_psf = env.unwrapped._long_coro = None
-            env.unwrapped._n_psf = 0
+            env.unwrapped.reset_long_exposure()
         obs, _, _, truncated, info = env.step(policy.predict(obs)[0])
         if k >= 100:
             variances.append(info["residual_rad2"])

@@ -9,7 +9,7 @@ import pytest
 import astrogym  # noqa: F401
 from astrogym.agents import LeakyIntegrator, tune_integrator_gain
 from astrogym.agents.integrator import run_ao
-from astrogym.envs.adaptive_optics import kernels, metrics, optics, theory
+from astrogym.envs.adaptive_optics import metrics, optics, theory
 from astrogym.envs.adaptive_optics.config import AOConfig
 
 SMALL = "astrogym/AdaptiveOpticsSmall-v0"

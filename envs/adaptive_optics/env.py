@@ -1,4 +1,4 @@
-"""``astrogym/AdaptiveOptics-v0``: a single-conjugate adaptive-optics loop (geometric Shack-Hartmann)."""
+"""``astrogym/AdaptiveOptics-v0``: a single-conjugate adaptive-optics loop (Shack-Hartmann, Gaussian DM)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from astrogym.envs.adaptive_optics import kernels, metrics
+from astrogym.envs.adaptive_optics import metrics
 from astrogym.envs.adaptive_optics.atmosphere import Atmosphere
-from astrogym.envs.adaptive_optics.config import REFERENCE_WAVELENGTH_UM, AOConfig
+from astrogym.envs.adaptive_optics.config import AOConfig
 from astrogym.envs.adaptive_optics.optics import build_system
 from astrogym.envs.adaptive_optics.wfs import DiffractiveSH, GeometricSH
 
@@ -92,12 +92,9 @@ class AdaptiveOpticsEnv(gym.Env):
         self._g = system.influence_1d
         self._gt = np.ascontiguousarray(system.influence_1d.T)
         self._pupil = system.pupil
-        self._lit = system.pupil > 0
         sensor = DiffractiveSH if cfg.wfs == "diffractive" else GeometricSH
         self._wfs = sensor(cfg, system.pupil, system.valid_subapertures)
         self._photons = self._photons_per_subaperture()
-        # The geometric sensor has no pixels: its noise is the analytic centroid error.
-        self._noise_sigma = self._slope_noise_sigma() if cfg.wfs == "geometric" else 0.0
         self._obs = np.zeros((2 * h, n_act, n_act), dtype=np.float32)
         self._queue = np.zeros((cfg.loop_delay_frames, n_act, n_act))
         self._command = np.zeros((n_act, n_act))
@@ -119,25 +116,9 @@ class AdaptiveOpticsEnv(gym.Env):
         return (_ZERO_POINT_PHOTONS * 10 ** (-0.4 * cfg.guide_star_magnitude) * cfg.subaperture_m**2
                 * cfg.wfs_throughput / cfg.loop_rate_hz)
 
-    def _slope_noise_sigma(self) -> float:
-        """Slope noise (rad at 500 nm across a subaperture) from photon and read noise (Rousset 1999).
-
-        Diffraction-limited spots: sigma^2 = pi^2 / (2 N_ph) + (pi^2 / 3) (sigma_e / N_ph)^2 N_s^4 / N_D^2
-        with 6 x 6 detector pixels per subaperture and a 2-pixel spot, at the WFS wavelength.
-        """
-        cfg = self.config
-        photons = self._photons
-        if photons == 0.0:
-            return 0.0
-        n_s, n_d = 6.0, 2.0
-        var = np.pi**2 / (2 * photons) + np.pi**2 / 3 * (cfg.wfs_read_noise_e / photons) ** 2 * n_s**4 / n_d**2
-        return float(np.sqrt(var) * cfg.wfs_wavelength_um / REFERENCE_WAVELENGTH_UM)
-
     def _measure(self) -> None:
         """WFS on the current residual, reconstruction onto the actuator grid, history shift."""
         slopes = self._wfs.measure(self._residual, self._photons, self.config.wfs_read_noise_e, self.np_random)
-        if self._noise_sigma:
-            slopes = slopes + self._noise_sigma * self.np_random.standard_normal(slopes.shape)
         reconstructed = self.system.reconstructor @ slopes.astype(np.float32)
         h = self.config.history
         obs = self._obs
@@ -175,8 +156,7 @@ class AdaptiveOpticsEnv(gym.Env):
         self._measure()
         self._frame = 0
         self._done = False
-        self._long_psf = self._long_coro = None
-        self._n_psf = 0
+        self.reset_long_exposure()
         info = dict(self._episode)
         info.update(strehl=metrics.marechal_strehl(variance), residual_rad2=variance)
         return self._obs.copy(), info
@@ -216,6 +196,11 @@ class AdaptiveOpticsEnv(gym.Env):
                 info["long_exposure_strehl"] = metrics.strehl_from_psf(self._long_psf / self._n_psf)
                 info["raw_contrast"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING)
         return self._obs.copy(), reward, False, truncated, info
+
+    def reset_long_exposure(self) -> None:
+        """Start the long exposure afresh (e.g. once the loop has converged)."""
+        self._long_psf = self._long_coro = None
+        self._n_psf = 0
 
     def long_exposure_psf(self, coronagraph: bool = False) -> np.ndarray | None:
         """The PSF averaged over the frames sampled so far this episode (``psf_every``), or None."""

@@ -31,6 +31,7 @@ import numpy as np
 
 from astrogym.envs.adaptive_optics import kernels
 from astrogym.envs.adaptive_optics.config import AOConfig
+from astrogym.envs.adaptive_optics.wfs import DiffractiveSH
 
 _GEOMETRY_FIELDS = ("telescope_diameter_m", "central_obstruction", "n_subapertures", "pixels_per_subaperture",
                     "valid_subaperture_fraction", "dm_coupling", "reconstructor_rcond", "wfs", "wfs_wavelength_um")
@@ -117,8 +118,6 @@ def calibrate(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     diffractive sensor is then calibrated as on a bench: push-pull pokes of 0.1 rad, within its
     linear range, so the reconstructor absorbs its centroid gain.
     """
-    from astrogym.envs.adaptive_optics.wfs import DiffractiveSH
-
     pupil = make_pupil(cfg)
     valid = valid_subapertures(cfg, pupil)
     g = influence_1d(cfg)

@@ -19,14 +19,32 @@ from astrogym.envs.adaptive_optics.config import REFERENCE_WAVELENGTH_UM, AOConf
 
 
 class GeometricSH:
-    """Mean phase gradient over each valid subaperture's lit pixels."""
+    """Mean phase gradient over each valid subaperture's lit pixels.
+
+    It has no pixels, so with ``photons`` > 0 it adds the analytic centroid error of a
+    diffraction-limited spot (Rousset 1999), ``sigma^2 = pi^2 / (2 N_ph) + (pi^2 / 3)
+    (sigma_e / N_ph)^2 N_s^4 / N_D^2`` with 6 x 6 detector pixels and a 2-pixel spot, at the WFS
+    wavelength.
+    """
 
     def __init__(self, cfg: AOConfig, pupil: np.ndarray, valid: np.ndarray):
         self.pupil, self.valid, self.p = pupil, valid, cfg.pixels_per_subaperture
+        self.to_ref = cfg.wfs_wavelength_um / REFERENCE_WAVELENGTH_UM  # phase at the WFS -> at 500 nm
         self.out = np.empty(2 * valid.shape[0])
 
+    def noise_sigma(self, photons: float, read_noise: float) -> float:
+        """Slope noise in rad at 500 nm across a subaperture."""
+        if photons <= 0.0:
+            return 0.0
+        n_s, n_d = 6.0, 2.0
+        var = np.pi**2 / (2 * photons) + np.pi**2 / 3 * (read_noise / photons) ** 2 * n_s**4 / n_d**2
+        return float(np.sqrt(var) * self.to_ref)
+
     def measure(self, phase_ref: np.ndarray, photons: float = 0.0, read_noise: float = 0.0, rng=None) -> np.ndarray:
-        return kernels.sh_geometric_slopes(phase_ref, self.pupil, self.valid, self.p, self.out)
+        out = kernels.sh_geometric_slopes(phase_ref, self.pupil, self.valid, self.p, self.out)
+        if photons > 0.0:
+            out += self.noise_sigma(photons, read_noise) * rng.standard_normal(out.shape)
+        return out
 
 
 class DiffractiveSH:
