@@ -34,6 +34,11 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         kwargs={"n_subapertures": 20},
     ),
     EnvSpec(
+        id="astrogym/TelescopeScheduling-v0",
+        entry_point="astrogym.envs.scheduling.env:TelescopeSchedulingEnv",
+        summary="one telescope (MOST at Muztagh-ata), one night, 100 targets as a graph: pick the next target",
+    ),
+    EnvSpec(
         id="astrogym/InterferometerLock-v0",
         entry_point="astrogym.envs.interferometer.env:InterferometerLockEnv",
         summary="LIGO-style angular control of a radiation-pressure-coupled arm-cavity pitch mode",

@@ -1,0 +1,230 @@
+"""Target catalogues: generated from a seed, or loaded from CSV/ECSV with validation.
+
+One row per target. Columns (``COLUMNS``, with units and allowed ranges):
+
+=============  =========  ==============================================================
+name           str        unique identifier
+ra, dec        deg        ICRS coordinates, ra in [0, 360), dec in [-90, 90]
+mag            mag        brightness in the requested filter, [-5, 30]
+priority       -          weight of the target in the reward, (0, 100]
+snr            -          SNR each visit must reach, [1, 10000]
+filter         str        one of u g r i z y
+exposure_s     s          length of one exposure, [1, 3600]; optional in files: when absent it
+                          is the exposure reaching ``snr`` at zenith, dark sky, median seeing
+n_visits       -          visits requested, [1, 100]
+min_gap_s      s          minimum time from the end of one visit to the start of the next, >= 0
+window_start   MJD (UTC)  optional time window (both or neither; blank = none); a window that
+window_end     MJD (UTC)  opens mid-night stands in for a target of opportunity
+=============  =========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from astrogym.envs.scheduling import photometry
+from astrogym.envs.scheduling.telescope import FILTERS, Telescope
+
+COLUMNS = ("name", "ra", "dec", "mag", "priority", "snr", "filter", "exposure_s", "n_visits", "min_gap_s",
+           "window_start", "window_end")
+_RANGES = {"ra": (0.0, 360.0), "dec": (-90.0, 90.0), "mag": (-5.0, 30.0), "priority": (1e-9, 100.0),
+           "snr": (1.0, 1e4), "exposure_s": (1.0, 3600.0), "n_visits": (1, 100), "min_gap_s": (0.0, 1e8)}
+REFERENCE_SEEING_ARCSEC = 0.8  # "median seeing" used for exposures a catalogue leaves out
+
+
+@dataclass(frozen=True, eq=False)
+class Catalogue:
+    """Targets as parallel NumPy arrays (read-only); build with :func:`random_catalogue`, :func:`load_catalogue`
+    or :meth:`from_columns`, which validate."""
+
+    name: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    mag: np.ndarray
+    priority: np.ndarray
+    snr: np.ndarray
+    filter: np.ndarray  # int index into FILTERS
+    exposure_s: np.ndarray
+    n_visits: np.ndarray
+    min_gap_s: np.ndarray
+    window_start: np.ndarray  # MJD, NaN = none
+    window_end: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ra.shape[0])
+
+    @classmethod
+    def from_columns(cls, columns: dict, telescope: Telescope | None = None, source: str = "catalogue") -> "Catalogue":
+        """Validate columns (a mapping of arrays or lists) and build a catalogue.
+
+        Raises
+        ------
+        ValueError: a required column is missing, a value is out of range or not finite (the message names
+            the column, the first bad row and the allowed range), names repeat, or a window ends before it starts.
+        """
+        required = ("ra", "dec", "mag", "priority", "snr", "filter", "n_visits")
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise ValueError(f"{source}: missing column(s) {missing}; required {list(required)}, optional "
+                             "['name', 'exposure_s', 'min_gap_s', 'window_start', 'window_end']")
+        n = len(columns["ra"])
+        if n == 0:
+            raise ValueError(f"{source}: the catalogue has no targets")
+        out = {}
+        for col in ("ra", "dec", "mag", "priority", "snr", "n_visits", "exposure_s", "min_gap_s", "window_start",
+                    "window_end"):
+            raw = columns.get(col)
+            if raw is None:
+                out[col] = np.full(n, np.nan)
+                continue
+            try:
+                values = np.array([np.nan if (v is None or (isinstance(v, str) and v.strip() == "")) else v
+                                   for v in np.ma.filled(np.ma.asarray(raw, dtype=object), None)], dtype=float)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{source}: column {col!r} must be numeric ({exc})") from None
+            out[col] = values
+        for col, (lo, hi) in _RANGES.items():
+            values = out[col]
+            optional = col == "exposure_s"
+            bad = ~np.isfinite(values) if not optional else np.isinf(values)
+            bad |= np.isfinite(values) & ((values < lo) | (values > hi))
+            if col == "ra":
+                bad |= values >= 360.0
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise ValueError(f"{source}: column {col!r} row {row} has {values[row]!r}; allowed range "
+                                 f"[{lo:g}, {hi:g}]" + (" (or blank)" if optional else ""))
+        if np.any(out["n_visits"] != np.round(out["n_visits"])):
+            row = int(np.argmax(out["n_visits"] != np.round(out["n_visits"])))
+            raise ValueError(f"{source}: column 'n_visits' row {row} must be an integer, got {out['n_visits'][row]}")
+        out["min_gap_s"] = np.where(np.isnan(out["min_gap_s"]), 0.0, out["min_gap_s"])
+        ws, we = out["window_start"], out["window_end"]
+        if np.any(np.isnan(ws) != np.isnan(we)) or np.any(we < ws):
+            row = int(np.argmax((np.isnan(ws) != np.isnan(we)) | (we < ws)))
+            raise ValueError(f"{source}: row {row}: window_start/window_end must both be blank or both set with "
+                             f"window_end >= window_start (got {ws[row]}, {we[row]})")
+        filters = np.asarray(columns["filter"]).astype(str)
+        bad = ~np.isin(filters, FILTERS)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"{source}: column 'filter' row {row} has {filters[row]!r}; allowed {list(FILTERS)}")
+        filt = np.array([FILTERS.index(f) for f in filters], dtype=np.int64)
+        names = np.asarray(columns["name"]).astype(str) if "name" in columns else np.array(
+            [f"T{i:04d}" for i in range(n)])
+        if len(set(names.tolist())) != n:
+            raise ValueError(f"{source}: column 'name' has repeated names")
+        exposure = out["exposure_s"]
+        if np.isnan(exposure).any():
+            cm = photometry.cm_for_aperture(telescope.aperture_m if telescope else 1.93)
+            sys_fwhm = telescope.system_fwhm_arcsec if telescope else 0.6
+            fw = photometry.fwhm_eff(REFERENCE_SEEING_ARCSEC, 1.0, photometry.WAVELENGTH_NM[filt], sys_fwhm)
+            default = photometry.exposure_for_snr(out["snr"], out["mag"], cm[filt], photometry.DARK_SKY_MAG[filt], fw,
+                                                  1.0, photometry.EXTINCTION[filt])
+            exposure = np.where(np.isnan(exposure), np.clip(np.round(default), 1.0, 3600.0), exposure)
+        arrays = dict(name=names, ra=out["ra"], dec=out["dec"], mag=out["mag"], priority=out["priority"],
+                      snr=out["snr"], filter=filt, exposure_s=exposure, n_visits=out["n_visits"].astype(np.int64),
+                      min_gap_s=out["min_gap_s"], window_start=ws, window_end=we)
+        for a in arrays.values():
+            a.setflags(write=False)
+        return cls(**arrays)
+
+    def digest(self) -> str:
+        """A short hash of the contents: keys the night-table cache."""
+        h = hashlib.sha256()
+        for col in COLUMNS:
+            h.update(col.encode())
+            h.update(np.ascontiguousarray(getattr(self, col)).tobytes() if col != "name"
+                     else "\x00".join(self.name.tolist()).encode())
+        return h.hexdigest()[:16]
+
+    def subset(self, index) -> "Catalogue":
+        """The targets at ``index`` (an index array or boolean mask), as a new catalogue."""
+        return Catalogue(**{c: np.asarray(getattr(self, c))[index].copy() for c in COLUMNS})
+
+    def to_table(self):
+        """The catalogue as an ``astropy.table.Table`` with units (what :func:`load_catalogue` reads back)."""
+        import astropy.units as u
+        from astropy.table import Table
+
+        t = Table()
+        t["name"] = self.name
+        t["ra"] = self.ra * u.deg
+        t["dec"] = self.dec * u.deg
+        t["mag"] = self.mag * u.mag
+        t["priority"] = self.priority
+        t["snr"] = self.snr
+        t["filter"] = np.array([FILTERS[i] for i in self.filter])
+        t["exposure_s"] = self.exposure_s * u.s
+        t["n_visits"] = self.n_visits
+        t["min_gap_s"] = self.min_gap_s * u.s
+        t["window_start"] = self.window_start
+        t["window_end"] = self.window_end
+        return t
+
+    def save(self, path: str | Path) -> None:
+        """Write as ECSV (keeps units) or CSV, by the file's suffix."""
+        path = Path(path)
+        fmt = "ascii.ecsv" if path.suffix == ".ecsv" else "ascii.csv"
+        self.to_table().write(path, format=fmt, overwrite=True)
+
+
+def load_catalogue(path: str | Path, telescope: Telescope | None = None) -> Catalogue:
+    """Read a CSV or ECSV catalogue (columns in the module docstring) and validate it.
+
+    Raises
+    ------
+    FileNotFoundError: no such file.
+    ValueError: unreadable file, or any column failing validation (the message names column and row).
+    """
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"catalogue file {str(path)!r} does not exist")
+    fmt = "ascii.ecsv" if path.suffix == ".ecsv" else "ascii.csv"
+    try:
+        table = Table.read(path, format=fmt)
+    except Exception as exc:  # astropy raises several types for malformed text
+        raise ValueError(f"{path}: cannot be read as {fmt} ({type(exc).__name__}: {exc})") from None
+    columns = {c: np.asarray(table[c].filled(np.nan) if hasattr(table[c], "filled") and table[c].dtype.kind == "f"
+                             else table[c]) for c in table.colnames}
+    return Catalogue.from_columns(columns, telescope, source=str(path))
+
+
+def random_catalogue(n_targets: int, seed: int, telescope: Telescope | None = None, *,
+                     dec_range_deg: tuple[float, float] = (-30.0, 80.0), filters: str = "griz",
+                     max_visits: int = 3) -> Catalogue:
+    """A reproducible random catalogue of ``n_targets`` (20 - 2,000 is the tested range).
+
+    Positions are uniform on the sphere within ``dec_range_deg``; priorities 1-10 (log-uniform, so
+    a few targets matter most); requested SNR 10-100; exposures 60-600 s (log-uniform) with the
+    magnitude that reaches the SNR in that time at zenith, dark sky and 0.8" seeing; 1 to
+    ``max_visits`` visits (multi-visit targets need 1-3 h between visits); no time windows.
+    """
+    if not 1 <= n_targets <= 100_000:
+        raise ValueError(f"n_targets={n_targets} is out of range; allowed [1, 100000]")
+    rng = np.random.default_rng(seed)
+    lo, hi = np.sin(np.radians(dec_range_deg))
+    dec = np.degrees(np.arcsin(rng.uniform(lo, hi, n_targets)))
+    ra = rng.uniform(0.0, 360.0, n_targets)
+    priority = np.round(np.exp(rng.uniform(0.0, np.log(10.0), n_targets)), 2)
+    snr = np.round(np.exp(rng.uniform(np.log(10.0), np.log(100.0), n_targets)), 1)
+    exposure = np.round(np.exp(rng.uniform(np.log(60.0), np.log(600.0), n_targets)))
+    filt = np.array([FILTERS.index(f) for f in rng.choice(list(filters), n_targets)])
+    cm = photometry.cm_for_aperture(telescope.aperture_m if telescope else 1.93)
+    sys_fwhm = telescope.system_fwhm_arcsec if telescope else 0.6
+    fw = photometry.fwhm_eff(REFERENCE_SEEING_ARCSEC, 1.0, photometry.WAVELENGTH_NM[filt], sys_fwhm)
+    m5 = photometry.m5_depth(cm[filt], photometry.DARK_SKY_MAG[filt], fw, exposure, 1.0, photometry.EXTINCTION[filt],
+                             0.0)
+    mag = np.round(m5 + 2.5 * np.log10(5.0 / snr), 3)  # inverts snr_from_m5
+    n_visits = rng.integers(1, max_visits + 1, n_targets)
+    gap = np.where(n_visits > 1, np.round(rng.uniform(3600.0, 3 * 3600.0, n_targets)), 0.0)
+    window = np.full(n_targets, np.nan)
+    return Catalogue.from_columns(
+        {"name": [f"T{i:04d}" for i in range(n_targets)], "ra": ra, "dec": dec, "mag": mag, "priority": priority,
+         "snr": snr, "filter": np.array([FILTERS[i] for i in filt]), "exposure_s": exposure, "n_visits": n_visits,
+         "min_gap_s": gap, "window_start": window, "window_end": window}, telescope, source="random catalogue")

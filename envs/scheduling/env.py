@@ -1,0 +1,465 @@
+"""``astrogym/TelescopeScheduling-v0``: one telescope, one or more nights, pick the next target."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from astrogym.envs.scheduling import kernels as K
+from astrogym.envs.scheduling import photometry
+from astrogym.envs.scheduling.catalogue import Catalogue, load_catalogue, random_catalogue
+from astrogym.envs.scheduling.config import SchedulingConfig
+from astrogym.envs.scheduling.graph import build_edges, max_edges
+from astrogym.envs.scheduling.night import NightTable, night_table
+from astrogym.envs.scheduling.sites import Site, get_site
+from astrogym.envs.scheduling.telescope import FILTERS, Telescope, get_telescope
+from astrogym.envs.scheduling.weather import ClearWeather, StochasticWeather, WeatherModel, WeatherTrack
+
+N_GLOBAL_FEATURES = 16
+# Edge features (overheads between targets) drift slowly with the sky's rotation: they are evaluated
+# at 10-minute marks (the latest mark at or before now) and kept for the night, so repeated
+# episodes on the same night reuse them.
+EDGE_GRID_S = 600.0
+NODE_FEATURES = ("alt_now/90", "airmass_now", "alt_1h/90", "airmass_1h", "hours_visible_left", "priority",
+                 "visits_left_fraction", "snr_left_fraction", "(mag-20)/5", "moon_sep/180", "observed_tonight",
+                 "overhead_from_current/300s", "exposure/300s", "expected_progress_now", "valid_now",
+                 "needs_filter_change")
+EDGE_FEATURES = ("overhead_src_to_dst/300s", "separation/180")
+# Bounds of each feature (the observation space): angles/90 in [-1, 1], airmass in [1, 5], overheads and
+# exposures in units of 5 min, flags and fractions in [0, 1].
+NODE_LOW = np.array([-1, 1, -1, 1, 0, 0, 0, 0, -5, 0, 0, 0, 0, 0, 0, 0], np.float32)
+NODE_HIGH = np.array([1, 5, 1, 5, 24, 100, 1, 1, 2, 1, 1, 100, 12, 1, 1, 1], np.float32)
+EDGE_LOW, EDGE_HIGH = np.array([0, 0], np.float32), np.array([100, 1], np.float32)
+GLOBAL_LOW = np.array([0, 0, 0, 0] + [0] * 9 + [-1, 0, -1], np.float32)
+GLOBAL_HIGH = np.array([1, 2, 1, 50] + [1] * 9 + [1, 1, 1], np.float32)
+GLOBAL_FEATURES = ("night_fraction_elapsed", "hours_left/12", "night_index/n_nights", "seeing/2arcsec",
+                   "clear", "thin", "thick", *[f"filter_{f}" for f in FILTERS], "moon_alt/90", "moon_illumination",
+                   "sun_alt/90")
+
+
+def visibility_mask(table: NightTable, catalogue: Catalogue, cfg: SchedulingConfig) -> np.ndarray:
+    """(T, N) bool: astroplan's Altitude, Airmass, AtNight and MoonSeparation constraints plus time windows."""
+    alt = table.alt
+    min_alt = max(cfg.min_altitude_deg, np.degrees(np.arcsin(1.0 / cfg.max_airmass)))
+    vis = alt >= min_alt
+    vis &= (table.sun_alt <= cfg.twilight_deg + 1e-6)[:, None]
+    vis &= table.moon_sep >= cfg.min_moon_separation_deg
+    has_window = np.isfinite(catalogue.window_start)
+    if has_window.any():
+        mjd = table.mjd_start + table.times_s / 86400.0
+        inside = (mjd[:, None] >= catalogue.window_start[None, :]) & (mjd[:, None] <= catalogue.window_end[None, :])
+        vis &= np.where(has_window[None, :], inside, True)
+    return vis
+
+
+@dataclass
+class _Night:
+    """One night of an episode: the ephemerides, the weather drawn for it and the derived masks."""
+
+    table: NightTable
+    weather: WeatherTrack
+    vis: np.ndarray
+    vis_left_s: np.ndarray  # (T, N) float32 seconds of visibility left from each grid point
+    offset_s: float  # seconds from the episode's first evening to this one
+    edge_features: np.ndarray  # (ceil(length / EDGE_GRID_S) + 1, E, 2) float32, filled lazily
+    edge_done: np.ndarray  # which rows of edge_features are computed
+
+
+class TelescopeSchedulingEnv(gym.Env):
+    """Choose the next target for a telescope through one or more nights.
+
+    ## Description
+    Each step picks a target to observe next (or waits). Observing slews there (trapezoidal
+    per-axis profiles, dome, settle; a filter change runs in parallel), takes one exposure of the
+    target's length and reads out. The exposure's SNR follows from an m5-style exposure time
+    calculator (magnitude, sky brightness with the Moon, seeing at the target's airmass and
+    wavelength, extinction, clouds); a visit counts once its SNR^2 reaches the request. Targets
+    need ``n_visits`` visits at least ``min_gap_s`` apart. Ephemerides are precomputed per night
+    with astropy (:mod:`night`, cached on disk); weather is drawn per night from the env's RNG
+    (:mod:`weather`). ``step`` runs compiled kernels only.
+
+    ## Action Space
+    ``Discrete(max_targets + 1)``: ``i < n_targets`` observes target ``i``; ``max_targets`` waits
+    ``wait_s`` (or until dawn). :meth:`action_masks` (sb3-contrib's convention) says which are
+    allowed: not complete, the minimum gap since the last visit elapsed, and visible (altitude,
+    airmass, twilight, Moon distance, time window) from the end of the slew to the end of the
+    exposure, which must end before dawn. Waiting is always allowed. A masked action is treated as
+    a wait with ``info["invalid_action"] = True`` (``invalid_action="raise"`` raises instead).
+
+    ## Observation Space
+    A ``Dict`` of padded arrays describing the targets as a graph (feature names in
+    ``NODE_FEATURES``, ``EDGE_FEATURES``, ``GLOBAL_FEATURES``; :func:`astrogym.agents.graph.to_pyg_batch`
+    turns a batch into ``torch_geometric`` data):
+
+    * ``nodes`` (max_targets, 16) float32, per target: altitude and airmass now and in one hour,
+      hours of visibility left tonight, priority, fraction of visits left, fraction of the current
+      visit's SNR^2 left, magnitude, Moon separation, observed-tonight flag, overhead from the
+      current pointing, exposure length, expected visit progress of an exposure started now,
+      valid-now flag, filter-change flag.
+    * ``edge_index`` (2, max_edges) int64, rows source and destination; ``edges`` (max_edges, 2)
+      float32: overhead from source to destination now, angular separation.
+    * ``globals`` (16,) float32: night elapsed, hours left, night index, seeing, cloud state
+      (one-hot), current filter (one-hot u g r i z y), Moon altitude and illumination, Sun altitude.
+    * ``node_mask`` (max_targets,), ``edge_mask`` (max_edges,) int8: which entries are real.
+
+    ## Rewards
+    For an exposure of target i: ``priority_i * (progress after - progress before) / n_visits_i``
+    where progress = min(1, SNR^2 gathered on the visit / SNR_requested^2), plus
+    ``sequence_bonus * priority_i`` when the last visit of a multi-visit target completes; waits
+    earn 0. Every reward is divided by the catalogue's total weight
+    ``sum_i priority_i (1 + sequence_bonus [n_visits_i > 1])``, so an episode's return is the
+    priority-weighted completion it achieved (1 = everything done). No other terms.
+
+    ## Starting State
+    The telescope parked on the meridian at ``park_altitude_deg`` at evening twilight, filter r,
+    no visits done.
+
+    ## Episode End
+    Terminated at morning twilight of the last night. Never truncated.
+
+    ## Info
+    ``time_s`` (since the first evening), ``night``, ``completed_visits``,
+    ``priority_weighted_completion`` (sum of priority x completed visits / n_visits over the total
+    priority), ``open_shutter_fraction`` (exposure time / night time so far), ``slew_overhead_s``
+    (total overhead), ``mean_overhead_s`` (per exposure), ``mean_airmass`` (of exposures),
+    ``filter_changes``, ``exposures``, ``invalid_action``, and for the last step ``overhead_s``
+    and ``snr``.
+
+    ## Arguments
+    ``gym.make("astrogym/TelescopeScheduling-v0", render_mode=None, catalogue=None,
+    weather_model=None, **config)``: every :class:`SchedulingConfig` field (``astrogym list
+    --config``); ``catalogue`` a :class:`Catalogue` instead of the random or file one;
+    ``weather_model`` any object with ``sample_night(rng, times_s, site) -> WeatherTrack``.
+
+    ## Reset Options
+    ``{"date": "YYYY-MM-DD"}`` starts on that date; ``{"catalogue": Catalogue}`` swaps the targets
+    (at most ``max_targets``); ``{"weather": [WeatherTrack, ...]}`` (one per night, on the night
+    tables' grid) replaces the drawn weather (offline optimum, replays).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, config: SchedulingConfig | dict | None = None,
+                 catalogue: Catalogue | None = None, weather_model: WeatherModel | None = None, **kwargs: Any):
+        self.config = cfg = SchedulingConfig.from_kwargs(config, **kwargs)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported; allowed {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.site: Site = get_site(cfg.site)
+        self.telescope: Telescope = get_telescope(cfg.telescope)
+        if catalogue is None:
+            catalogue = (load_catalogue(cfg.catalogue_path, self.telescope) if cfg.catalogue_path
+                         else random_catalogue(cfg.n_targets, cfg.catalogue_seed, self.telescope))
+        elif not isinstance(catalogue, Catalogue):
+            raise TypeError(f"catalogue must be a Catalogue, got {type(catalogue).__name__}")
+        self.max_targets = cfg.max_targets or len(catalogue)
+        if len(catalogue) > self.max_targets:
+            raise ValueError(f"the catalogue has {len(catalogue)} targets, more than max_targets={self.max_targets}")
+        if weather_model is None:
+            weather_model = (ClearWeather(cfg.seeing_median_arcsec) if cfg.weather == "clear" else StochasticWeather(
+                median_seeing_arcsec=cfg.seeing_median_arcsec, seeing_sigma_log=cfg.seeing_sigma_log,
+                seeing_tau_s=cfg.seeing_tau_s, clear_fraction=cfg.clear_fraction,
+                cloud_mean_duration_s=cfg.cloud_mean_duration_s))
+        if not callable(getattr(weather_model, "sample_night", None)):
+            raise TypeError("weather_model must have a sample_night(rng, times_s, site) method")
+        self.weather_model = weather_model
+        self.max_edges = max_edges(self.max_targets, cfg.edges, cfg.k_neighbors)
+        n, e = self.max_targets, self.max_edges
+        self.action_space = spaces.Discrete(n + 1)
+        self.wait_action = n
+        self.observation_space = spaces.Dict({
+            "nodes": spaces.Box(np.tile(NODE_LOW, (n, 1)), np.tile(NODE_HIGH, (n, 1)), dtype=np.float32),
+            "edge_index": spaces.Box(0, max(n - 1, 0), (2, e), np.int64),
+            "edges": spaces.Box(np.tile(EDGE_LOW, (e, 1)), np.tile(EDGE_HIGH, (e, 1)), dtype=np.float32),
+            "globals": spaces.Box(GLOBAL_LOW, GLOBAL_HIGH, dtype=np.float32),
+            "node_mask": spaces.MultiBinary(n),
+            "edge_mask": spaces.MultiBinary(e),
+        })
+        self._nodes = np.zeros((n, K.N_NODE_FEATURES), np.float32)
+        self._edges = np.zeros((e, K.N_EDGE_FEATURES), np.float32)
+        self._mask = np.zeros(n + 1, np.bool_)
+        self._edge_caches: dict = {}
+        self._set_catalogue(catalogue)
+        self._nights: list[_Night] = []
+        self._st: np.ndarray | None = None
+        self.log: list[tuple] = []
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _set_catalogue(self, catalogue: Catalogue) -> None:
+        if len(catalogue) > self.max_targets:
+            raise ValueError(f"reset option 'catalogue' has {len(catalogue)} targets; this env takes at most "
+                             f"max_targets={self.max_targets}")
+        self.catalogue = cat = catalogue
+        n = len(cat)
+        cm = photometry.cm_for_aperture(self.telescope.aperture_m)
+        targ = np.zeros((n, K.T_COLS))
+        targ[:, K.T_MAG], targ[:, K.T_PRIO], targ[:, K.T_SNR] = cat.mag, cat.priority, cat.snr
+        targ[:, K.T_EXP], targ[:, K.T_NVIS], targ[:, K.T_GAP] = cat.exposure_s, cat.n_visits, cat.min_gap_s
+        targ[:, K.T_FILT], targ[:, K.T_CM] = cat.filter, cm[cat.filter]
+        targ[:, K.T_EXT], targ[:, K.T_WL] = photometry.EXTINCTION[cat.filter], photometry.WAVELENGTH_NM[cat.filter]
+        self._targ = targ
+        self.total_weight = float(np.sum(cat.priority * (1.0 + self.config.sequence_bonus * (cat.n_visits > 1))))
+        src, dst, sep = build_edges(cat.ra, cat.dec, self.config.edges, self.config.k_neighbors)
+        self._edge_src, self._edge_dst, self._edge_sep = src, dst, sep
+        self._edge_index = np.zeros((2, self.max_edges), np.int64)
+        self._edge_index[0, :src.size], self._edge_index[1, :src.size] = src, dst
+        self._node_mask = np.zeros(self.max_targets, np.int8)
+        self._node_mask[:n] = 1
+        self._edge_mask = np.zeros(self.max_edges, np.int8)
+        self._edge_mask[:src.size] = 1
+        self._nodes[:] = 0.0
+        self._edges[:] = 0.0
+        self._mask[:] = False
+
+    def _params(self, night: _Night) -> np.ndarray:
+        cfg, tel = self.config, self.telescope
+        par = np.zeros(K.PAR_COLS)
+        par[:K.N_TEL] = tel.params()
+        par[K.PAR_SYS_FWHM], par[K.PAR_WAIT], par[K.PAR_BONUS] = tel.system_fwhm_arcsec, cfg.wait_s, cfg.sequence_bonus
+        par[K.PAR_WEIGHT], par[K.PAR_GRID] = self.total_weight, cfg.grid_s
+        par[K.PAR_NIGHT_LEN] = night.table.length_s
+        par[K.PAR_PARK_ALT], par[K.PAR_PARK_AZ] = cfg.park_altitude_deg, 180.0 if self.site.latitude_deg >= 0 else 0.0
+        par[K.PAR_PARK_DEC] = self.site.latitude_deg - (90.0 - cfg.park_altitude_deg) * np.sign(
+            self.site.latitude_deg or 1.0)
+        return par
+
+    def _build_night(self, date: str, offset_s: float, weather: WeatherTrack | None) -> _Night:
+        cfg = self.config
+        table = night_table(self.site, date, self.catalogue, cfg.grid_s, cfg.twilight_deg)
+        if weather is None:
+            weather = self.weather_model.sample_night(self.np_random, table.times_s, self.site)
+        if not isinstance(weather, WeatherTrack) or weather.seeing_arcsec.shape != table.times_s.shape:
+            raise ValueError(f"weather for {date} must be a WeatherTrack on the night's grid of "
+                             f"{table.times_s.size} points")
+        vis = visibility_mask(table, self.catalogue, cfg)
+        # seconds of visibility left from each grid point (suffix sums of the mask)
+        left = np.cumsum(vis[::-1], axis=0)[::-1].astype(np.float32) * np.float32(cfg.grid_s)
+        edge_features, edge_done = self._edge_cache(table)
+        return _Night(table=table, weather=weather, vis=vis, vis_left_s=left, offset_s=offset_s,
+                      edge_features=edge_features, edge_done=edge_done)
+
+    def _edge_cache(self, table: NightTable) -> tuple[np.ndarray, np.ndarray]:
+        key = (id(table), id(self.catalogue))
+        if key not in self._edge_caches:
+            rows = int(np.ceil(table.length_s / EDGE_GRID_S)) + 1
+            self._edge_caches[key] = (table, np.zeros((rows, self._edge_src.size, K.N_EDGE_FEATURES), np.float32),
+                                      np.zeros(rows, np.bool_))
+            while len(self._edge_caches) > 32:  # bounded: a date range would otherwise grow it forever
+                self._edge_caches.pop(next(iter(self._edge_caches)))
+        return self._edge_caches[key][1:]
+
+    # -- Gymnasium API ---------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"date", "catalogue", "weather"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; allowed: 'date', 'catalogue', 'weather'")
+        if "catalogue" in options:
+            if not isinstance(options["catalogue"], Catalogue):
+                raise TypeError("reset option 'catalogue' must be a Catalogue")
+            self._set_catalogue(options["catalogue"])
+        cfg = self.config
+        if "date" in options:
+            try:
+                start = datetime.date.fromisoformat(str(options["date"]))
+            except ValueError:
+                raise ValueError(f"reset option 'date'={options['date']!r} is not YYYY-MM-DD") from None
+        else:
+            start = datetime.date.fromisoformat(cfg.date)
+            if cfg.date_range_days > 0:
+                start += datetime.timedelta(days=int(self.np_random.integers(cfg.date_range_days)))
+        weathers = options.get("weather")
+        if weathers is not None and len(weathers) != cfg.n_nights:
+            raise ValueError(f"reset option 'weather' needs one WeatherTrack per night ({cfg.n_nights})")
+        self._nights = []
+        first_mjd = None
+        for k in range(cfg.n_nights):
+            date = (start + datetime.timedelta(days=k)).isoformat()
+            table = night_table(self.site, date, self.catalogue, cfg.grid_s, cfg.twilight_deg)
+            first_mjd = table.mjd_start if first_mjd is None else first_mjd
+            self._nights.append(self._build_night(date, (table.mjd_start - first_mjd) * 86400.0,
+                                                  None if weathers is None else weathers[k]))
+        n = len(self.catalogue)
+        self._visits = np.zeros(n, np.int64)
+        self._snr2 = np.zeros(n)
+        self._last_end = np.full(n, -1e18)
+        self._tonight = np.zeros(n, np.uint8)
+        self._st = np.zeros(K.S_COLS)
+        self.log = []
+        self._terminated = False
+        self._start_night(0)
+        self._observe()
+        return self._obs(), self._info(False)
+
+    def _start_night(self, index: int) -> None:
+        self._night_index = index
+        night = self._nights[index]
+        self._par = self._params(night)
+        st = self._st
+        st[K.S_T], st[K.S_OFFSET], st[K.S_POINT] = 0.0, night.offset_s, -1.0
+        if index == 0:
+            st[K.S_FILTER] = FILTERS.index("r")
+        self._tonight[:] = 0
+        t = night.table
+        self._kernel_night = (t.alt, t.az, t.lst_deg, t.ra_app, t.dec_app, t.sky_mag, night.vis)
+        self._kernel_weather = (night.weather.seeing_arcsec, night.weather.cloud_tau)
+        n = len(self.catalogue)
+        self._step_args = (*self._kernel_night, *self._kernel_weather, self._targ, self._par, self._st, self._visits,
+                           self._snr2, self._last_end, self._tonight)
+        self._observe_args = (*self._kernel_night, night.vis_left_s, t.moon_sep, *self._kernel_weather, self._targ,
+                              self._par, self._st, self._visits, self._snr2, self._last_end, self._tonight,
+                              self._nodes[:n], self._mask[:n + 1])
+        self._edge_args = (*self._kernel_night[:5], self._targ, self._par, self._edge_src, self._edge_dst,
+                           self._edge_sep)
+
+    def _observe(self) -> None:
+        K.observe_kernel(*self._observe_args)
+        night = self._nights[self._night_index]
+        row = int(self._st[K.S_T] // EDGE_GRID_S)
+        if not night.edge_done[row]:
+            K.edge_kernel(row * EDGE_GRID_S, *self._edge_args, night.edge_features[row])
+            night.edge_done[row] = True
+        self._edges[:self._edge_src.size] = night.edge_features[row]
+        n = len(self.catalogue)
+        if n < self.max_targets:  # the kernel put 'wait' at index n; it lives at max_targets
+            self._mask[n:self.max_targets] = False
+            self._mask[self.max_targets] = True
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions now (bool, length ``max_targets + 1``; the last is 'wait'), as sb3-contrib expects."""
+        if self._st is None:
+            raise gym.error.ResetNeeded("call reset() before action_masks()")
+        return self._mask.copy()
+
+    def step(self, action):
+        if self._st is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if self._terminated:
+            raise gym.error.ResetNeeded("the episode has ended; call reset()")
+        a = self._check_action(action)
+        n = len(self.catalogue)
+        invalid = False
+        if a != self.wait_action and not (a < n and self._mask[a]):
+            if self.config.invalid_action == "raise":
+                raise ValueError(self._why_invalid(a))
+            invalid = True
+            a = self.wait_action
+        t_before = self._st[K.S_T]
+        reward, code = K.step_kernel(a if a < n else n, *self._step_args)
+        if code == K.R_OBSERVED:
+            start = t_before + self._st[K.S_OVERHEAD_LAST]
+            self.log.append((self._night_index, a, t_before, start, start + self._targ[a, K.T_EXP],
+                             float(self._st[K.S_SNR_LAST])))
+        terminated = False
+        if self._st[K.S_T] >= self._par[K.PAR_NIGHT_LEN] - 1e-9:
+            if self._night_index + 1 < len(self._nights):
+                self._start_night(self._night_index + 1)
+            else:
+                terminated = True
+        self._terminated = terminated
+        self._observe()
+        return self._obs(), float(reward), terminated, False, self._info(invalid)
+
+    def _check_action(self, action) -> int:
+        if isinstance(action, np.ndarray):
+            if action.size != 1:
+                raise ValueError(f"action must be a single integer in [0, {self.wait_action}], got an array of shape "
+                                 f"{action.shape}")
+            action = action.reshape(()).item()
+        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+            if isinstance(action, (float, np.floating)) and float(action).is_integer():
+                action = int(action)
+            else:
+                raise TypeError(f"action must be an integer in [0, {self.wait_action}], got {action!r}")
+        a = int(action)
+        if not 0 <= a <= self.wait_action:
+            raise ValueError(f"action={a} is out of range; allowed [0, {self.wait_action}] ({self.wait_action} = wait)")
+        return a
+
+    def _why_invalid(self, a: int) -> str:
+        if a >= len(self.catalogue):
+            return f"action {a} is a padding slot (this catalogue has {len(self.catalogue)} targets)"
+        name = self.catalogue.name[a]
+        if self._visits[a] >= self.catalogue.n_visits[a]:
+            return f"action {a} ({name}) is masked: all {self.catalogue.n_visits[a]} visits are done"
+        return (f"action {a} ({name}) is masked: not visible for a whole exposure from the end of the slew, "
+                "too soon after its last visit, or the exposure would end after dawn; see action_masks()")
+
+    def _obs(self) -> dict:
+        return {"nodes": self._nodes.copy(), "edge_index": self._edge_index.copy(), "edges": self._edges.copy(),
+                "globals": self._globals(), "node_mask": self._node_mask.copy(), "edge_mask": self._edge_mask.copy()}
+
+    def _globals(self) -> np.ndarray:
+        st, night = self._st, self._nights[self._night_index]
+        length = self._par[K.PAR_NIGHT_LEN]
+        k = min(int(st[K.S_T] / self.config.grid_s + 0.5), night.table.times_s.size - 1)
+        g = np.zeros(N_GLOBAL_FEATURES, np.float32)
+        g[0] = st[K.S_T] / length
+        g[1] = min((length - st[K.S_T]) / 3600.0 / 12.0, 2.0)
+        g[2] = self._night_index / len(self._nights)
+        g[3] = min(night.weather.seeing_arcsec[k] / 2.0, 50.0)
+        g[4 + int(night.weather.cloud_state[k])] = 1.0
+        g[7 + int(st[K.S_FILTER])] = 1.0
+        g[13] = night.table.moon_alt[k] / 90.0
+        g[14] = 0.5 * (1.0 + np.cos(np.radians(night.table.moon_phase_angle[k])))
+        g[15] = night.table.sun_alt[k] / 90.0
+        return g
+
+    def _info(self, invalid: bool) -> dict:
+        st = self._st
+        n_exp = st[K.S_N_EXP]
+        elapsed = sum(nt.table.length_s for nt in self._nights[:self._night_index]) + st[K.S_T]
+        return {
+            "time_s": float(st[K.S_OFFSET] + st[K.S_T]),
+            "night": self._night_index,
+            "completed_visits": int(st[K.S_VISITS_DONE]),
+            "priority_weighted_completion": float(st[K.S_COMPLETED_PW] / self.catalogue.priority.sum()),
+            "open_shutter_fraction": float(st[K.S_EXPOSURE] / elapsed) if elapsed > 0 else 0.0,
+            "slew_overhead_s": float(st[K.S_OVERHEAD]),
+            "mean_overhead_s": float(st[K.S_OVERHEAD] / n_exp) if n_exp else 0.0,
+            "mean_airmass": float(st[K.S_AIRMASS_SUM] / n_exp) if n_exp else 0.0,
+            "filter_changes": int(st[K.S_FILTER_CHANGES]),
+            "exposures": int(n_exp),
+            "overhead_s": float(st[K.S_OVERHEAD_LAST]),
+            "snr": float(st[K.S_SNR_LAST]),
+            "invalid_action": invalid,
+        }
+
+    # -- accessors for baselines, tests and the network env ---------------------------------------------
+    @property
+    def nights(self) -> list[_Night]:
+        """This episode's nights (tables, weather, visibility masks)."""
+        return self._nights
+
+    @property
+    def state(self) -> dict:
+        """A copy of the scheduling state: time, night, pointing, filter, visits, SNR^2 per target."""
+        st = self._st
+        return {"time_s": float(st[K.S_T]), "night": self._night_index, "pointing": int(st[K.S_POINT]),
+                "filter": FILTERS[int(st[K.S_FILTER])], "visits": self._visits.copy(), "snr2": self._snr2.copy()}
+
+    def overhead_s(self, target: int) -> float:
+        """Overhead (slew or filter change) to start ``target`` now."""
+        alt, az, lst, ra_app, dec_app, _, _ = self._kernel_night
+        return float(K.overhead_time(int(self._st[K.S_POINT]), int(target), self._st[K.S_T], alt, az, lst, ra_app,
+                                     dec_app, self._targ, self._par, int(self._st[K.S_FILTER])))
+
+    # -- rendering -----------------------------------------------------------------------------------------
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        from astrogym.envs.scheduling.plots import schedule_figure
+        from astrogym.envs.common.rendering import figure_to_rgb
+
+        fig = schedule_figure(self)
+        frame = figure_to_rgb(fig)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return frame

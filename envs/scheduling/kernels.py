@@ -1,0 +1,282 @@
+"""Compiled step of the scheduling environment: apply one decision, then describe the new state.
+
+Everything here reads precomputed arrays (night table, weather track, catalogue columns) and
+updates the env's state arrays in place; no astropy, no Python loops per target. Layouts:
+
+* ``targ`` (N, T_COLS) float64 catalogue columns, ``T_*`` indices below.
+* ``par`` float64 parameters: telescope (:meth:`Telescope.params`, first 9) then ``PAR_*``.
+* ``st`` float64 scalars of the episode state, ``S_*`` indices (time, pointing, filter, tallies).
+* per target: ``visits`` int64, ``snr2`` float64 (SNR^2 gathered on the current visit),
+  ``last_end`` float64 (episode seconds when the last visit ended), ``tonight`` uint8.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from astrogym.envs.scheduling.photometry import fwhm_eff_nb, m5_depth_nb
+from astrogym.envs.scheduling.telescope import P_EQUATORIAL, P_FILTER, P_READOUT, slew_time
+
+T_MAG, T_PRIO, T_SNR, T_EXP, T_NVIS, T_GAP, T_FILT, T_CM, T_EXT, T_WL, T_COLS = range(11)
+(PAR_SYS_FWHM, PAR_WAIT, PAR_BONUS, PAR_WEIGHT, PAR_GRID, PAR_NIGHT_LEN, PAR_PARK_ALT, PAR_PARK_AZ,
+ PAR_PARK_DEC, PAR_COLS) = range(9, 19)
+N_TEL = 9
+(S_T, S_OFFSET, S_POINT, S_FILTER, S_EXPOSURE, S_OVERHEAD, S_READOUT, S_WAIT, S_FILTER_CHANGES, S_N_EXP,
+ S_AIRMASS_SUM, S_VISITS_DONE, S_REWARD, S_COMPLETED_PW, S_OVERHEAD_LAST, S_SNR_LAST, S_COLS) = range(17)
+N_NODE_FEATURES = 16
+N_EDGE_FEATURES = 2
+OVERHEAD_SCALE_S = 300.0  # overheads in the observation are in units of 5 min
+MAX_AIRMASS_FEATURE = 5.0
+
+# result codes of step_kernel
+R_OBSERVED, R_WAITED, R_NIGHT_OVER = 0, 1, 2
+
+
+@njit(cache=True)
+def _interp_pos(alt, az, k0, w, n):
+    """Altitude and azimuth of target n at fractional grid position k0 + w (azimuth wrap-aware)."""
+    a0 = alt[k0, n]
+    if w == 0.0 or k0 + 1 >= alt.shape[0]:
+        return a0, az[k0, n]
+    a1 = alt[k0 + 1, n]
+    z0 = az[k0, n]
+    dz = az[k0 + 1, n] - z0
+    dz -= 360.0 * np.floor((dz + 180.0) / 360.0)
+    z = z0 + w * dz
+    return a0 + w * (a1 - a0), z - 360.0 * np.floor(z / 360.0)
+
+
+@njit(cache=True)
+def _grid(t, grid_s, n_grid):
+    """Grid index and weight of time t (clamped to the table)."""
+    x = t / grid_s
+    if x <= 0.0:
+        return 0, 0.0
+    k = int(x)
+    if k >= n_grid - 1:
+        return n_grid - 1, 0.0
+    return k, x - k
+
+
+@njit(cache=True)
+def _lerp(a, k, w, n):
+    if w == 0.0 or k + 1 >= a.shape[0]:
+        return a[k, n]
+    return a[k, n] + w * (a[k + 1, n] - a[k, n])
+
+
+@njit(cache=True)
+def airmass_of(alt_deg):
+    """Plane-parallel airmass sec(z), as astroplan's AirmassConstraint (1/sin(alt))."""
+    s = np.sin(np.radians(max(alt_deg, 0.5)))
+    return 1.0 / s
+
+
+@njit(cache=True)
+def _pointing(n, t, alt, az, lst, ra_app, dec_app, par):
+    """(az, alt, ha, dec) of target n at time t, or the park position for n < 0."""
+    if n < 0:  # parked (start of a night): on the meridian at (alt, az, dec) from the parameters
+        return par[PAR_PARK_AZ], par[PAR_PARK_ALT], 0.0, par[PAR_PARK_DEC]
+    k, w = _grid(t, par[PAR_GRID], alt.shape[0])
+    a, z = _interp_pos(alt, az, k, w, n)
+    if par[P_EQUATORIAL] < 0.5:  # alt-az mounts never use the hour angle
+        return z, a, 0.0, 0.0
+    dl = 0.0 if w == 0.0 else lst[k + 1] - lst[k]
+    dl -= 360.0 * np.floor((dl + 180.0) / 360.0)
+    ha = lst[k] + w * dl - ra_app[n]
+    return z, a, ha - 360.0 * np.floor((ha + 180.0) / 360.0), dec_app[n]
+
+
+@njit(cache=True)
+def overhead_time(src, dst, t, alt, az, lst, ra_app, dec_app, targ, par, current_filter):
+    """Seconds before an exposure of ``dst`` can start when pointing at ``src`` at time t: the slew, or the
+    filter change if ``dst`` needs another filter and that takes longer (they run in parallel)."""
+    z0, a0, h0, d0 = _pointing(src, t, alt, az, lst, ra_app, dec_app, par)
+    z1, a1, h1, d1 = _pointing(dst, t, alt, az, lst, ra_app, dec_app, par)
+    slew = slew_time(z0, a0, h0, d0, z1, a1, h1, d1, par)
+    if int(targ[dst, T_FILT]) != current_filter:
+        return max(slew, par[P_FILTER])
+    return slew
+
+
+@njit(cache=True)
+def _overhead_between(pos, i, j, par, filter_i, filter_j):
+    """Overhead from target i to j given their positions ``pos[:, (az, alt, ha, dec)]`` (i < 0: park)."""
+    if i < 0:
+        z0, a0, h0, d0 = par[PAR_PARK_AZ], par[PAR_PARK_ALT], 0.0, par[PAR_PARK_DEC]
+    else:
+        z0, a0, h0, d0 = pos[i, 0], pos[i, 1], pos[i, 2], pos[i, 3]
+    slew = slew_time(z0, a0, h0, d0, pos[j, 0], pos[j, 1], pos[j, 2], pos[j, 3], par)
+    if filter_i != filter_j:
+        return max(slew, par[P_FILTER])
+    return slew
+
+
+@njit(cache=True)
+def visible_through(vis, n, t0, t1, grid_s):
+    """True when target n is visible at every grid point from the one at or before t0 to the one at or after t1."""
+    k0 = int(t0 / grid_s)
+    k1 = int(np.ceil(t1 / grid_s - 1e-9))
+    if k0 < 0 or k1 > vis.shape[0] - 1:
+        return False
+    for k in range(k0, k1 + 1):
+        if not vis[k, n]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def exposure_snr(n, t_mid, alt, sky, seeing, cloud_tau, targ, par):
+    """SNR of one exposure of target n centred at t_mid (conditions at mid-exposure)."""
+    k, w = _grid(t_mid, par[PAR_GRID], alt.shape[0])
+    a = _lerp(alt, k, w, n)
+    x = airmass_of(a)
+    mu = _lerp(sky, k, w, n)
+    kw = k + 1 if (w >= 0.5 and k + 1 < seeing.shape[0]) else k  # weather: nearest grid point
+    fw = fwhm_eff_nb(seeing[kw], x, targ[n, T_WL], par[PAR_SYS_FWHM])
+    m5 = m5_depth_nb(targ[n, T_CM], mu, fw, targ[n, T_EXP], x, targ[n, T_EXT], cloud_tau[kw])
+    return 5.0 * 10.0 ** (-0.4 * (targ[n, T_MAG] - m5)), x
+
+
+@njit(cache=True)
+def can_observe(n, t, overhead, vis, targ, par, visits, snr2, last_end, offset):
+    """Whether an exposure of n may start after ``overhead`` seconds from time t (the action mask)."""
+    if visits[n] >= int(targ[n, T_NVIS]):
+        return False
+    start = t + overhead
+    end = start + targ[n, T_EXP]
+    if end > par[PAR_NIGHT_LEN]:
+        return False
+    if visits[n] > 0 and snr2[n] == 0.0 and offset + start < last_end[n] + targ[n, T_GAP]:
+        return False
+    return visible_through(vis, n, start, end, par[PAR_GRID])
+
+
+@njit(cache=True)
+def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis, seeing, cloud_tau, targ, par, st, visits, snr2,
+                last_end, tonight):
+    """Apply one decision; returns (reward, result code). Actions 0..N-1 observe, N (or more) waits.
+
+    Observing: overhead (slew / filter change), one exposure of the target's length, readout. The
+    exposure's SNR^2 adds to the visit's; the visit completes when it reaches the requested SNR^2
+    (the excess is not carried over). Reward: priority x progress of the visit / n_visits, plus
+    ``bonus`` x priority when a multi-visit target completes, all divided by the catalogue's total
+    weight (so a night's return is its priority-weighted completion, bonus included).
+    Waiting: ``wait_s`` or up to the end of the night. The caller checks the mask first.
+    """
+    n_targets = targ.shape[0]
+    t = st[S_T]
+    night_len = par[PAR_NIGHT_LEN]
+    if action >= n_targets:
+        dt = min(par[PAR_WAIT], night_len - t)
+        st[S_T] = t + dt
+        st[S_WAIT] += dt
+        st[S_OVERHEAD_LAST] = 0.0
+        st[S_SNR_LAST] = 0.0
+        return 0.0, R_WAITED
+    n = action
+    current = int(st[S_POINT])
+    overhead = overhead_time(current, n, t, alt, az, lst, ra_app, dec_app, targ, par, int(st[S_FILTER]))
+    if int(targ[n, T_FILT]) != int(st[S_FILTER]):
+        st[S_FILTER_CHANGES] += 1.0
+        st[S_FILTER] = targ[n, T_FILT]
+    start = t + overhead
+    exposure = targ[n, T_EXP]
+    snr, x = exposure_snr(n, start + 0.5 * exposure, alt, sky, seeing, cloud_tau, targ, par)
+    req2 = targ[n, T_SNR] * targ[n, T_SNR]
+    before = min(1.0, snr2[n] / req2)
+    snr2[n] += snr * snr
+    after = min(1.0, snr2[n] / req2)
+    nvis = targ[n, T_NVIS]
+    reward = targ[n, T_PRIO] * (after - before) / nvis
+    end = start + exposure
+    if after >= 1.0:
+        visits[n] += 1
+        snr2[n] = 0.0
+        last_end[n] = st[S_OFFSET] + end
+        st[S_VISITS_DONE] += 1.0
+        st[S_COMPLETED_PW] += targ[n, T_PRIO] / nvis
+        if visits[n] == int(nvis) and nvis > 1:
+            reward += par[PAR_BONUS] * targ[n, T_PRIO]
+    tonight[n] = 1
+    readout = par[P_READOUT]
+    st[S_T] = min(end + readout, night_len)
+    st[S_POINT] = n
+    st[S_EXPOSURE] += exposure
+    st[S_OVERHEAD] += overhead
+    st[S_READOUT] += st[S_T] - end
+    st[S_N_EXP] += 1.0
+    st[S_AIRMASS_SUM] += x
+    st[S_OVERHEAD_LAST] = overhead
+    st[S_SNR_LAST] = snr
+    reward /= par[PAR_WEIGHT]
+    st[S_REWARD] += reward
+    return reward, R_OBSERVED
+
+
+@njit(cache=True)
+def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis, vis_left, moon_sep, seeing, cloud_tau, targ, par, st,
+                   visits, snr2, last_end, tonight, nodes, mask):
+    """Fill node features and the action mask for the current state (layout: the env docstring)."""
+    n_targets = targ.shape[0]
+    t = st[S_T]
+    grid_s = par[PAR_GRID]
+    n_grid = alt.shape[0]
+    k, w = _grid(t, grid_s, n_grid)
+    k_hour, w_hour = _grid(t + 3600.0, grid_s, n_grid)
+    kw = k + 1 if (w >= 0.5 and k + 1 < n_grid) else k
+    current = int(st[S_POINT])
+    current_filter = int(st[S_FILTER])
+    offset = st[S_OFFSET]
+    any_valid = False
+    pos = np.empty((n_targets, 4))
+    for n in range(n_targets):
+        pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing(n, t, alt, az, lst, ra_app, dec_app, par)
+    for n in range(n_targets):
+        a = pos[n, 1]
+        a_hour = _lerp(alt, k_hour, w_hour, n) if t + 3600.0 <= par[PAR_NIGHT_LEN] else -90.0
+        overhead = _overhead_between(pos, current, n, par, current_filter, int(targ[n, T_FILT]))
+        ok = can_observe(n, t, overhead, vis, targ, par, visits, snr2, last_end, offset)
+        mask[n] = ok
+        any_valid = any_valid or ok
+        # expected progress of one exposure started now, in today's conditions
+        x = airmass_of(a)
+        fw = fwhm_eff_nb(seeing[kw], x, targ[n, T_WL], par[PAR_SYS_FWHM])
+        m5 = m5_depth_nb(targ[n, T_CM], _lerp(sky, k, w, n), fw, targ[n, T_EXP], x, targ[n, T_EXT], cloud_tau[kw])
+        snr = 5.0 * 10.0 ** (-0.4 * (targ[n, T_MAG] - m5))
+        req2 = targ[n, T_SNR] * targ[n, T_SNR]
+        done = visits[n] >= int(targ[n, T_NVIS])
+        progress = 0.0 if done else min(1.0, (snr2[n] + snr * snr) / req2) - min(1.0, snr2[n] / req2)
+        nodes[n, 0] = a / 90.0
+        nodes[n, 1] = min(x, MAX_AIRMASS_FEATURE) if a > 0.0 else MAX_AIRMASS_FEATURE
+        nodes[n, 2] = a_hour / 90.0
+        nodes[n, 3] = (min(airmass_of(a_hour), MAX_AIRMASS_FEATURE) if a_hour > 0.0 else MAX_AIRMASS_FEATURE)
+        nodes[n, 4] = min(vis_left[k, n] / 3600.0, 24.0)
+        nodes[n, 5] = targ[n, T_PRIO]
+        nodes[n, 6] = (targ[n, T_NVIS] - visits[n]) / targ[n, T_NVIS]
+        nodes[n, 7] = 0.0 if done else 1.0 - min(1.0, snr2[n] / req2)
+        nodes[n, 8] = min(max((targ[n, T_MAG] - 20.0) / 5.0, -5.0), 2.0)
+        nodes[n, 9] = _lerp(moon_sep, k, w, n) / 180.0
+        nodes[n, 10] = tonight[n]
+        nodes[n, 11] = min(overhead / OVERHEAD_SCALE_S, 100.0)
+        nodes[n, 12] = min(targ[n, T_EXP] / OVERHEAD_SCALE_S, 12.0)
+        nodes[n, 13] = progress
+        nodes[n, 14] = 1.0 if ok else 0.0
+        nodes[n, 15] = 1.0 if int(targ[n, T_FILT]) != current_filter else 0.0
+    mask[n_targets] = True  # waiting is always allowed
+    return any_valid
+
+
+@njit(cache=True)
+def edge_kernel(t, alt, az, lst, ra_app, dec_app, targ, par, edge_src, edge_dst, edge_sep, edges):
+    """Edge features at time t: overhead from source to destination (each in its own filter), separation."""
+    n_targets = targ.shape[0]
+    pos = np.empty((n_targets, 4))
+    for n in range(n_targets):
+        pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing(n, t, alt, az, lst, ra_app, dec_app, par)
+    for e in range(edge_src.shape[0]):
+        i, j = edge_src[e], edge_dst[e]
+        edges[e, 0] = min(_overhead_between(pos, i, j, par, int(targ[i, T_FILT]), int(targ[j, T_FILT]))
+                          / OVERHEAD_SCALE_S, 100.0)
+        edges[e, 1] = edge_sep[e] / 180.0
