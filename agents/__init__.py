@@ -5,9 +5,10 @@ them alike.
 """
 
 from astrogym.agents.base import Policy, ZeroPolicy
+from astrogym.agents.greedy_scheduler import GreedyScheduler
 from astrogym.agents.integrator import LeakyIntegrator, tune_integrator_gain
 from astrogym.agents.loop_shaping import LoopShapingController, LoopShapingDesign
 from astrogym.agents.predictive import LinearPredictiveController
 
-__all__ = ["Policy", "ZeroPolicy", "LeakyIntegrator", "tune_integrator_gain", "LinearPredictiveController",
+__all__ = ["Policy", "ZeroPolicy", "GreedyScheduler", "LeakyIntegrator", "tune_integrator_gain", "LinearPredictiveController",
            "LoopShapingController", "LoopShapingDesign"]

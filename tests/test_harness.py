@@ -78,10 +78,16 @@ def test_same_seed_same_trajectory(env_id):
     _assert_same(a, b)
 
 
+def _flat(obs) -> np.ndarray:
+    if isinstance(obs, dict):
+        return np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in obs.values()])
+    return np.asarray(obs)
+
+
 def test_different_seed_different_trajectory(env_id):
     a = _rollout(gym.make(env_id), seed=1, steps=20)
     b = _rollout(gym.make(env_id), seed=2, steps=20)
-    assert not np.array_equal(a[-1][0], b[-1][0])
+    assert not np.array_equal(_flat(a[-1][0]), _flat(b[-1][0]))
 
 
 def test_observations_stay_in_space(env_id):
@@ -108,7 +114,11 @@ def test_vector_envs_sync_and_async_spawn(env_id):
     for mode, kwargs in (("sync", {}), ("async", {"vector_kwargs": {"context": "spawn"}})):
         envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode, **kwargs)
         obs, _ = envs.reset(seed=[0, 1])
-        assert obs.shape == (2, *envs.single_observation_space.shape)
+        if isinstance(obs, dict):
+            for key, space in envs.single_observation_space.spaces.items():
+                assert obs[key].shape == (2, *space.shape), key
+        else:
+            assert obs.shape == (2, *envs.single_observation_space.shape)
         obs, rewards, terminated, truncated, infos = envs.step(envs.action_space.sample() * 0)
         assert rewards.shape == (2,) and np.all(np.isfinite(rewards))
         envs.close()

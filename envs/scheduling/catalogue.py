@@ -96,7 +96,7 @@ class Catalogue:
                 bad |= values >= 360.0
             if bad.any():
                 row = int(np.argmax(bad))
-                raise ValueError(f"{source}: column {col!r} row {row} has {values[row]!r}; allowed range "
+                raise ValueError(f"{source}: column {col!r} row {row} has {float(values[row])!r}; allowed range "
                                  f"[{lo:g}, {hi:g}]" + (" (or blank)" if optional else ""))
         if np.any(out["n_visits"] != np.round(out["n_visits"])):
             row = int(np.argmax(out["n_visits"] != np.round(out["n_visits"])))
@@ -111,7 +111,7 @@ class Catalogue:
         bad = ~np.isin(filters, FILTERS)
         if bad.any():
             row = int(np.argmax(bad))
-            raise ValueError(f"{source}: column 'filter' row {row} has {filters[row]!r}; allowed {list(FILTERS)}")
+            raise ValueError(f"{source}: column 'filter' row {row} has {str(filters[row])!r}; allowed {list(FILTERS)}")
         filt = np.array([FILTERS.index(f) for f in filters], dtype=np.int64)
         names = np.asarray(columns["name"]).astype(str) if "name" in columns else np.array(
             [f"T{i:04d}" for i in range(n)])

@@ -30,9 +30,9 @@ NODE_FEATURES = ("alt_now/90", "airmass_now", "alt_1h/90", "airmass_1h", "hours_
                  "overhead_from_current/300s", "exposure/300s", "expected_progress_now", "valid_now",
                  "needs_filter_change")
 EDGE_FEATURES = ("overhead_src_to_dst/300s", "separation/180")
-# Bounds of each feature (the observation space): angles/90 in [-1, 1], airmass in [1, 5], overheads and
-# exposures in units of 5 min, flags and fractions in [0, 1].
-NODE_LOW = np.array([-1, 1, -1, 1, 0, 0, 0, 0, -5, 0, 0, 0, 0, 0, 0, 0], np.float32)
+# Bounds of each feature (the observation space): angles/90 in [-1, 1], airmass in [1, 5] (0 in padding
+# rows, which are all zeros), overheads and exposures in units of 5 min, flags and fractions in [0, 1].
+NODE_LOW = np.array([-1, 0, -1, 0, 0, 0, 0, 0, -5, 0, 0, 0, 0, 0, 0, 0], np.float32)
 NODE_HIGH = np.array([1, 5, 1, 5, 24, 100, 1, 1, 2, 1, 1, 100, 12, 1, 1, 1], np.float32)
 EDGE_LOW, EDGE_HIGH = np.array([0, 0], np.float32), np.array([100, 1], np.float32)
 GLOBAL_LOW = np.array([0, 0, 0, 0] + [0] * 9 + [-1, 0, -1], np.float32)
@@ -127,8 +127,9 @@ class TelescopeSchedulingEnv(gym.Env):
     ``priority_weighted_completion`` (sum of priority x completed visits / n_visits over the total
     priority), ``open_shutter_fraction`` (exposure time / night time so far), ``slew_overhead_s``
     (total overhead), ``mean_overhead_s`` (per exposure), ``mean_airmass`` (of exposures),
-    ``filter_changes``, ``exposures``, ``invalid_action``, and for the last step ``overhead_s``
-    and ``snr``.
+    ``filter_changes``, ``exposures``, totals ``exposure_s``, ``readout_s`` and ``wait_s`` (with
+    the overheads they add up to the time elapsed), ``invalid_action``, and for the last step
+    ``overhead_s`` and ``snr``.
 
     ## Arguments
     ``gym.make("astrogym/TelescopeScheduling-v0", render_mode=None, catalogue=None,
@@ -306,6 +307,11 @@ class TelescopeSchedulingEnv(gym.Env):
         if index == 0:
             st[K.S_FILTER] = FILTERS.index("r")
         self._tonight[:] = 0
+        self._bind_kernel_args()
+
+    def _bind_kernel_args(self) -> None:
+        """Argument tuples of the compiled kernels for the current night (views into the env's arrays)."""
+        night = self._nights[self._night_index]
         t = night.table
         self._kernel_night = (t.alt, t.az, t.lst_deg, t.ra_app, t.dec_app, t.sky_mag, night.vis)
         self._kernel_weather = (night.weather.seeing_arcsec, night.weather.cloud_tau)
@@ -317,6 +323,18 @@ class TelescopeSchedulingEnv(gym.Env):
                               self._nodes[:n], self._mask[:n + 1])
         self._edge_args = (*self._kernel_night[:5], self._targ, self._par, self._edge_src, self._edge_dst,
                            self._edge_sep)
+
+    _KERNEL_ARGS = ("_kernel_night", "_kernel_weather", "_step_args", "_observe_args", "_edge_args")
+
+    def __getstate__(self) -> dict:
+        # The argument tuples hold views (nodes[:n], mask[:n+1]); pickled, a view becomes a copy and the
+        # kernels would write into it, so they are rebuilt on unpickling instead.
+        return {k: v for k, v in self.__dict__.items() if k not in self._KERNEL_ARGS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._st is not None and self._nights:
+            self._bind_kernel_args()
 
     def _observe(self) -> None:
         K.observe_kernel(*self._observe_args)
@@ -422,6 +440,9 @@ class TelescopeSchedulingEnv(gym.Env):
             "priority_weighted_completion": float(st[K.S_COMPLETED_PW] / self.catalogue.priority.sum()),
             "open_shutter_fraction": float(st[K.S_EXPOSURE] / elapsed) if elapsed > 0 else 0.0,
             "slew_overhead_s": float(st[K.S_OVERHEAD]),
+            "exposure_s": float(st[K.S_EXPOSURE]),
+            "readout_s": float(st[K.S_READOUT]),
+            "wait_s": float(st[K.S_WAIT]),
             "mean_overhead_s": float(st[K.S_OVERHEAD] / n_exp) if n_exp else 0.0,
             "mean_airmass": float(st[K.S_AIRMASS_SUM] / n_exp) if n_exp else 0.0,
             "filter_changes": int(st[K.S_FILTER_CHANGES]),

@@ -28,7 +28,7 @@ from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.catalogue import Catalogue
 from astrogym.envs.scheduling.sites import Site
 
-_TABLE_VERSION = 1
+_TABLE_VERSION = 2
 _ARRAYS = ("times_s", "alt", "az", "lst_deg", "ra_app", "dec_app", "sun_alt", "moon_alt", "moon_az",
            "moon_phase_angle", "moon_sep", "sky_mag")
 _SCALARS = ("mjd_start", "mjd_end")
@@ -117,7 +117,6 @@ def twilight_bounds(site: Site, date: str, twilight_deg: float) -> tuple[float, 
     ------
     ValueError: ``date`` is not a valid date, or the Sun does not reach ``twilight_deg`` that night.
     """
-    import astropy.units as u
     from astropy.coordinates import AltAz, get_sun
     from astropy.time import Time
 
@@ -138,7 +137,15 @@ def twilight_bounds(site: Site, date: str, twilight_deg: float) -> tuple[float, 
     if evening is None or morning is None:
         raise ValueError(f"no night at {site.name} on {date}: the Sun does not cross {twilight_deg:g} deg "
                          "(choose another date or a shallower twilight_deg)")
-    return evening, morning
+    # One secant step on the exact Sun altitude: the 5-minute interpolation is good to ~1 s, this to ~1 ms.
+    frame = AltAz(obstime=Time([evening, morning], format="mjd", scale="utc"), location=site.location())
+    first = get_sun(frame.obstime).transform_to(frame).alt.deg
+    shifted = np.array([evening, morning]) + 1.0 / 1440.0
+    frame2 = AltAz(obstime=Time(shifted, format="mjd", scale="utc"), location=site.location())
+    second = get_sun(frame2.obstime).transform_to(frame2).alt.deg
+    slope = (second - first) / (1.0 / 1440.0)
+    evening, morning = np.array([evening, morning]) - (first - twilight_deg) / slope
+    return float(evening), float(morning)
 
 
 def compute_night_table(site: Site, date: str, catalogue: Catalogue, grid_s: float = 60.0,
