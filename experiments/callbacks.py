@@ -48,3 +48,34 @@ class LockMetricsCallback(BaseCallback):
             m = metrics.loop_metrics(data[:, 0], data[:, 1], self.sample_rate_hz)
             self.logger.record_mean("lock/control_rms_10_30hz_nm", m["control_rms_10_30hz_nm"])
             self.logger.record_mean("lock/pitch_rms_below_3hz_rad", m["pitch_rms_below_3hz_rad"])
+
+
+class SchedulingMetricsCallback(BaseCallback):
+    """Log TelescopeScheduling metrics of every finished episode to the SB3 logger (TensorBoard).
+
+    Scalars, averaged over the episodes that ended since the last dump (from the env's final
+    ``info``): ``schedule/priority_weighted_completion``, ``schedule/open_shutter_fraction``,
+    ``schedule/mean_overhead_s``, ``schedule/mean_airmass``, ``schedule/completed_visits``,
+    ``schedule/filter_changes`` and ``schedule/invalid_action_rate`` (masked actions chosen per step).
+    """
+
+    KEYS = ("priority_weighted_completion", "open_shutter_fraction", "mean_overhead_s", "mean_airmass",
+            "completed_visits", "filter_changes")
+
+    def __init__(self, verbose: int = 0):
+        super().__init__(verbose)
+        self._steps: dict[int, list[int]] = {}
+
+    def _on_step(self) -> bool:
+        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
+            if "priority_weighted_completion" not in info:
+                continue
+            counts = self._steps.setdefault(i, [0, 0])
+            counts[0] += 1
+            counts[1] += int(bool(info.get("invalid_action", False)))
+            if done:
+                for key in self.KEYS:
+                    self.logger.record_mean(f"schedule/{key}", float(info[key]))
+                self.logger.record_mean("schedule/invalid_action_rate", counts[1] / max(counts[0], 1))
+                counts[0] = counts[1] = 0
+        return True

@@ -64,6 +64,7 @@ class _Night:
     table: NightTable
     weather: WeatherTrack
     vis: np.ndarray
+    vis_run: np.ndarray  # (T, N) int32 consecutive visible grid points from each one (kernels.visible_runs)
     vis_left_s: np.ndarray  # (T, N) float32 seconds of visibility left from each grid point
     offset_s: float  # seconds from the episode's first evening to this one
     edge_features: np.ndarray  # (ceil(length / EDGE_GRID_S) + 1, E, 2) float32, filled lazily
@@ -99,8 +100,8 @@ class TelescopeSchedulingEnv(gym.Env):
     * ``nodes`` (max_targets, 16) float32, per target: altitude and airmass now and in one hour,
       hours of visibility left tonight, priority, fraction of visits left, fraction of the current
       visit's SNR^2 left, magnitude, Moon separation, observed-tonight flag, overhead from the
-      current pointing, exposure length, expected visit progress of an exposure started now,
-      valid-now flag, filter-change flag.
+      current pointing, exposure length, expected visit progress of an exposure started now (0
+      where not allowed), valid-now flag, filter-change flag.
     * ``edge_index`` (2, max_edges) int64, rows source and destination; ``edges`` (max_edges, 2)
       float32: overhead from source to destination now, angular separation.
     * ``globals`` (16,) float32: night elapsed, hours left, night index, seeing, cloud state
@@ -241,7 +242,7 @@ class TelescopeSchedulingEnv(gym.Env):
         # seconds of visibility left from each grid point (suffix sums of the mask)
         left = np.cumsum(vis[::-1], axis=0)[::-1].astype(np.float32) * np.float32(cfg.grid_s)
         edge_features, edge_done = self._edge_cache(table)
-        return _Night(table=table, weather=weather, vis=vis, vis_left_s=left, offset_s=offset_s,
+        return _Night(table=table, weather=weather, vis=vis, vis_run=K.visible_runs(vis), vis_left_s=left, offset_s=offset_s,
                       edge_features=edge_features, edge_done=edge_done)
 
     def _edge_cache(self, table: NightTable) -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +314,7 @@ class TelescopeSchedulingEnv(gym.Env):
         """Argument tuples of the compiled kernels for the current night (views into the env's arrays)."""
         night = self._nights[self._night_index]
         t = night.table
-        self._kernel_night = (t.alt, t.az, t.lst_deg, t.ra_app, t.dec_app, t.sky_mag, night.vis)
+        self._kernel_night = (t.alt, t.az, t.lst_deg, t.ra_app, t.dec_app, t.sky_mag, night.vis_run)
         self._kernel_weather = (night.weather.seeing_arcsec, night.weather.cloud_tau)
         n = len(self.catalogue)
         self._step_args = (*self._kernel_night, *self._kernel_weather, self._targ, self._par, self._st, self._visits,

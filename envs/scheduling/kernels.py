@@ -18,6 +18,8 @@ from numba import njit
 from astrogym.envs.scheduling.photometry import fwhm_eff_nb, m5_depth_nb
 from astrogym.envs.scheduling.telescope import P_EQUATORIAL, P_FILTER, P_READOUT, slew_time
 
+# Small helpers are inlined: a call of a compiled function with array arguments costs reference-count
+# updates per array (~20 ns each), which dominated the per-target loops before.
 T_MAG, T_PRIO, T_SNR, T_EXP, T_NVIS, T_GAP, T_FILT, T_CM, T_EXT, T_WL, T_COLS = range(11)
 (PAR_SYS_FWHM, PAR_WAIT, PAR_BONUS, PAR_WEIGHT, PAR_GRID, PAR_NIGHT_LEN, PAR_PARK_ALT, PAR_PARK_AZ,
  PAR_PARK_DEC, PAR_COLS) = range(9, 19)
@@ -33,7 +35,7 @@ MAX_AIRMASS_FEATURE = 5.0
 R_OBSERVED, R_WAITED, R_NIGHT_OVER = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _interp_pos(alt, az, k0, w, n):
     """Altitude and azimuth of target n at fractional grid position k0 + w (azimuth wrap-aware)."""
     a0 = alt[k0, n]
@@ -47,7 +49,7 @@ def _interp_pos(alt, az, k0, w, n):
     return a0 + w * (a1 - a0), z - 360.0 * np.floor(z / 360.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _grid(t, grid_s, n_grid):
     """Grid index and weight of time t (clamped to the table)."""
     x = t / grid_s
@@ -59,33 +61,43 @@ def _grid(t, grid_s, n_grid):
     return k, x - k
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _lerp(a, k, w, n):
     if w == 0.0 or k + 1 >= a.shape[0]:
         return a[k, n]
     return a[k, n] + w * (a[k + 1, n] - a[k, n])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def airmass_of(alt_deg):
     """Plane-parallel airmass sec(z), as astroplan's AirmassConstraint (1/sin(alt))."""
     s = np.sin(np.radians(max(alt_deg, 0.5)))
     return 1.0 / s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par):
+    """(az, alt, ha, dec) of target n at grid position (k, w); alt-az mounts get no hour angle."""
+    a, z = _interp_pos(alt, az, k, w, n)
+    ha = 0.0
+    dec = 0.0
+    if par[P_EQUATORIAL] > 0.5:
+        dl = 0.0 if w == 0.0 else lst[k + 1] - lst[k]
+        dl -= 360.0 * np.floor((dl + 180.0) / 360.0)
+        ha = lst[k] + w * dl - ra_app[n]
+        ha -= 360.0 * np.floor((ha + 180.0) / 360.0)
+        dec = dec_app[n]
+    return z, a, ha, dec
+
+
+@njit(cache=True, inline="always")
 def _pointing(n, t, alt, az, lst, ra_app, dec_app, par):
-    """(az, alt, ha, dec) of target n at time t, or the park position for n < 0."""
-    if n < 0:  # parked (start of a night): on the meridian at (alt, az, dec) from the parameters
+    """(az, alt, ha, dec) of target n at time t, or the park position for n < 0 (start of a night: on the
+    meridian at the parameters' altitude, azimuth and declination)."""
+    if n < 0:
         return par[PAR_PARK_AZ], par[PAR_PARK_ALT], 0.0, par[PAR_PARK_DEC]
     k, w = _grid(t, par[PAR_GRID], alt.shape[0])
-    a, z = _interp_pos(alt, az, k, w, n)
-    if par[P_EQUATORIAL] < 0.5:  # alt-az mounts never use the hour angle
-        return z, a, 0.0, 0.0
-    dl = 0.0 if w == 0.0 else lst[k + 1] - lst[k]
-    dl -= 360.0 * np.floor((dl + 180.0) / 360.0)
-    ha = lst[k] + w * dl - ra_app[n]
-    return z, a, ha - 360.0 * np.floor((ha + 180.0) / 360.0), dec_app[n]
+    return _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par)
 
 
 @njit(cache=True)
@@ -100,7 +112,7 @@ def overhead_time(src, dst, t, alt, az, lst, ra_app, dec_app, targ, par, current
     return slew
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _overhead_between(pos, i, j, par, filter_i, filter_j):
     """Overhead from target i to j given their positions ``pos[:, (az, alt, ha, dec)]`` (i < 0: park)."""
     if i < 0:
@@ -113,20 +125,34 @@ def _overhead_between(pos, i, j, par, filter_i, filter_j):
     return slew
 
 
-@njit(cache=True)
-def visible_through(vis, n, t0, t1, grid_s):
-    """True when target n is visible at every grid point from the one at or before t0 to the one at or after t1."""
+@njit(cache=True, inline="always")
+def visible_through(vis_run, n, t0, t1, grid_s):
+    """True when target n is visible at every grid point from the one at or before t0 to the one at or after t1.
+
+    ``vis_run[k, n]`` is the number of consecutive visible grid points starting at k (:func:`visible_runs`),
+    so the check is one lookup instead of a loop over the exposure.
+    """
     k0 = int(t0 / grid_s)
     k1 = int(np.ceil(t1 / grid_s - 1e-9))
-    if k0 < 0 or k1 > vis.shape[0] - 1:
+    if k0 < 0 or k1 > vis_run.shape[0] - 1:
         return False
-    for k in range(k0, k1 + 1):
-        if not vis[k, n]:
-            return False
-    return True
+    return vis_run[k0, n] >= k1 - k0 + 1
 
 
 @njit(cache=True)
+def visible_runs(vis):
+    """(T, N) int32: how many consecutive grid points from each one (inclusive) the target stays visible."""
+    n_grid, n_targets = vis.shape
+    run = np.zeros((n_grid, n_targets), np.int32)
+    for n in range(n_targets):
+        count = 0
+        for k in range(n_grid - 1, -1, -1):
+            count = count + 1 if vis[k, n] else 0
+            run[k, n] = count
+    return run
+
+
+@njit(cache=True, inline="always")
 def exposure_snr(n, t_mid, alt, sky, seeing, cloud_tau, targ, par):
     """SNR of one exposure of target n centred at t_mid (conditions at mid-exposure)."""
     k, w = _grid(t_mid, par[PAR_GRID], alt.shape[0])
@@ -139,8 +165,8 @@ def exposure_snr(n, t_mid, alt, sky, seeing, cloud_tau, targ, par):
     return 5.0 * 10.0 ** (-0.4 * (targ[n, T_MAG] - m5)), x
 
 
-@njit(cache=True)
-def can_observe(n, t, overhead, vis, targ, par, visits, snr2, last_end, offset):
+@njit(cache=True, inline="always")
+def can_observe(n, t, overhead, vis_run, targ, par, visits, snr2, last_end, offset):
     """Whether an exposure of n may start after ``overhead`` seconds from time t (the action mask)."""
     if visits[n] >= int(targ[n, T_NVIS]):
         return False
@@ -150,11 +176,11 @@ def can_observe(n, t, overhead, vis, targ, par, visits, snr2, last_end, offset):
         return False
     if visits[n] > 0 and snr2[n] == 0.0 and offset + start < last_end[n] + targ[n, T_GAP]:
         return False
-    return visible_through(vis, n, start, end, par[PAR_GRID])
+    return visible_through(vis_run, n, start, end, par[PAR_GRID])
 
 
 @njit(cache=True)
-def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis, seeing, cloud_tau, targ, par, st, visits, snr2,
+def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, cloud_tau, targ, par, st, visits, snr2,
                 last_end, tonight):
     """Apply one decision; returns (reward, result code). Actions 0..N-1 observe, N (or more) waits.
 
@@ -216,7 +242,7 @@ def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis, seeing, cloud_t
 
 
 @njit(cache=True)
-def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis, vis_left, moon_sep, seeing, cloud_tau, targ, par, st,
+def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing, cloud_tau, targ, par, st,
                    visits, snr2, last_end, tonight, nodes, mask):
     """Fill node features and the action mask for the current state (layout: the env docstring)."""
     n_targets = targ.shape[0]
@@ -232,22 +258,24 @@ def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis, vis_left, moon_sep, 
     any_valid = False
     pos = np.empty((n_targets, 4))
     for n in range(n_targets):
-        pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing(n, t, alt, az, lst, ra_app, dec_app, par)
+        pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par)
     for n in range(n_targets):
         a = pos[n, 1]
         a_hour = _lerp(alt, k_hour, w_hour, n) if t + 3600.0 <= par[PAR_NIGHT_LEN] else -90.0
         overhead = _overhead_between(pos, current, n, par, current_filter, int(targ[n, T_FILT]))
-        ok = can_observe(n, t, overhead, vis, targ, par, visits, snr2, last_end, offset)
+        ok = can_observe(n, t, overhead, vis_run, targ, par, visits, snr2, last_end, offset)
         mask[n] = ok
         any_valid = any_valid or ok
-        # expected progress of one exposure started now, in today's conditions
         x = airmass_of(a)
-        fw = fwhm_eff_nb(seeing[kw], x, targ[n, T_WL], par[PAR_SYS_FWHM])
-        m5 = m5_depth_nb(targ[n, T_CM], _lerp(sky, k, w, n), fw, targ[n, T_EXP], x, targ[n, T_EXT], cloud_tau[kw])
-        snr = 5.0 * 10.0 ** (-0.4 * (targ[n, T_MAG] - m5))
         req2 = targ[n, T_SNR] * targ[n, T_SNR]
         done = visits[n] >= int(targ[n, T_NVIS])
-        progress = 0.0 if done else min(1.0, (snr2[n] + snr * snr) / req2) - min(1.0, snr2[n] / req2)
+        progress = 0.0
+        if ok:  # expected progress of one exposure started now, in the current conditions (0 if not allowed)
+            fw = fwhm_eff_nb(seeing[kw], x, targ[n, T_WL], par[PAR_SYS_FWHM])
+            m5 = m5_depth_nb(targ[n, T_CM], _lerp(sky, k, w, n), fw, targ[n, T_EXP], x, targ[n, T_EXT],
+                             cloud_tau[kw])
+            snr = 5.0 * 10.0 ** (-0.4 * (targ[n, T_MAG] - m5))
+            progress = min(1.0, (snr2[n] + snr * snr) / req2) - min(1.0, snr2[n] / req2)
         nodes[n, 0] = a / 90.0
         nodes[n, 1] = min(x, MAX_AIRMASS_FEATURE) if a > 0.0 else MAX_AIRMASS_FEATURE
         nodes[n, 2] = a_hour / 90.0
@@ -272,9 +300,10 @@ def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis, vis_left, moon_sep, 
 def edge_kernel(t, alt, az, lst, ra_app, dec_app, targ, par, edge_src, edge_dst, edge_sep, edges):
     """Edge features at time t: overhead from source to destination (each in its own filter), separation."""
     n_targets = targ.shape[0]
+    k, w = _grid(t, par[PAR_GRID], alt.shape[0])
     pos = np.empty((n_targets, 4))
     for n in range(n_targets):
-        pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing(n, t, alt, az, lst, ra_app, dec_app, par)
+        pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par)
     for e in range(edge_src.shape[0]):
         i, j = edge_src[e], edge_dst[e]
         edges[e, 0] = min(_overhead_between(pos, i, j, par, int(targ[i, T_FILT]), int(targ[j, T_FILT]))

@@ -90,7 +90,7 @@ def get_telescope(telescope: "str | Telescope") -> Telescope:
     return TELESCOPES[telescope]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def axis_move_time(distance_deg, speed, accel):
     """Trapezoidal profile: time to move ``distance_deg`` from rest to rest (a triangle if short)."""
     d = abs(distance_deg)
@@ -102,13 +102,13 @@ def axis_move_time(distance_deg, speed, accel):
     return 2.0 * np.sqrt(d / accel)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _wrap180(x):
     """x folded into [-180, 180) (floor instead of Python's float modulo, which is slower in numba)."""
     return x - 360.0 * np.floor((x + 180.0) / 360.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slew_time(az0, alt0, ha0, dec0, az1, alt1, ha1, dec1, p):
     """Seconds from one pointing to another: slowest of the two axes and the dome, plus settle.
 
