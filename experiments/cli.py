@@ -3,6 +3,7 @@
     astrogym list [--config]          ids, one-line summaries, spaces (and every config key)
     astrogym bench ENV                environment throughput against a peer (SciPy, HCIPy), measured in one run
     astrogym evaluate ENV             closed-loop evaluation against the baseline; Markdown table + PNG
+                                      (scheduling: the baselines on seeded nights, gap to the offline optimum)
     astrogym benchmark                the main job: bench + baseline evaluation of every env
 """
 
@@ -33,6 +34,9 @@ def describe_space(space: gym.spaces.Space) -> str:
         lo, hi = float(space.low.min()), float(space.high.max())
         uniform = bool(np.all(space.low == lo) and np.all(space.high == hi))
         return f"Box{space.shape} {space.dtype}, values in [{lo:g}, {hi:g}]" + ("" if uniform else " (per element)")
+    if isinstance(space, gym.spaces.Dict):
+        parts = "\n".join(f"        {key}: {describe_space(sub)}" for key, sub in space.spaces.items())
+        return f"Dict of\n{parts}"
     return str(space)
 
 
@@ -62,8 +66,35 @@ def _lock_throughput(steps: int, repeats: int) -> tuple[str, object]:
     return bench_table(result), result
 
 
+def _scheduling_throughput(repeats: int) -> tuple[str, object]:
+    from astrogym.experiments.bench_scheduling import bench_scheduling, scheduling_bench_table
+
+    result = bench_scheduling(repeats=repeats)
+    return scheduling_bench_table(result), result
+
+
+SCHEDULING_POLICIES = ["random", "greedy", "astroplan-priority", "optimum"]
+
+
+def _scheduling_report(policies: list[str], nights: int, seed: int, out: Path, time_limit_s: float) -> str:
+    from astrogym.experiments.evaluate_scheduling import evaluate_scheduling
+
+    r = evaluate_scheduling(policies, nights=nights, seed=seed, out_dir=out, optimum_time_limit_s=time_limit_s)
+    kw = ", ".join(f"{k}={v}" for k, v in r["env_kwargs"].items())
+    plots = ", ".join(f"`{p}`" for p in r["plots"])
+    return (f"## astrogym/TelescopeScheduling-v0: {nights} seeded nights from 2026-12-15 every 3 days ({kw}), "
+            f"seeds {seed}-{seed + nights - 1}\n\n{r['table']}\nSchedule plots (first night): {plots}\n")
+
+
 def cmd_bench(args) -> int:
     env_id = _known_env(args.env)
+    if env_id.startswith("astrogym/TelescopeScheduling"):
+        text, data = _scheduling_throughput(min(args.repeats, 3))
+        print(f"## {env_id} throughput (median of {min(args.repeats, 3)})\n")
+        print(text)
+        if args.json:
+            print(json.dumps(data, indent=2))
+        return 0
     if env_id.startswith("astrogym/AdaptiveOptics"):
         text, data = _ao_throughput(args.steps or 300, args.repeats)
     else:
@@ -106,6 +137,13 @@ def _ao_report(env_ids, frames: int, seed: int, out: Path) -> str:
 def cmd_evaluate(args) -> int:
     env_id = _known_env(args.env)
     out = Path(args.out)
+    if env_id.startswith("astrogym/TelescopeScheduling"):
+        policies = SCHEDULING_POLICIES if args.policy == ["baseline", "zero"] else args.policy
+        text = _scheduling_report(policies, args.nights, args.seed, out, args.time_limit)
+        print(text)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "evaluation.md").write_text(text)
+        return 0
     if env_id.startswith("astrogym/AdaptiveOptics"):
         text = _ao_report([env_id], 3000 if args.frames is None else args.frames, args.seed, out)
         print(text)
@@ -130,6 +168,9 @@ def cmd_benchmark(args) -> int:
                             out))
     parts.append("### Adaptive-optics throughput (median of 3; HCIPy only where installed)\n\n"
                  + _ao_throughput(100 if args.quick else 300, 3, 5 if args.quick else 20)[0])
+    parts.append(_scheduling_report(SCHEDULING_POLICIES, 2 if args.quick else 10, args.seed, out,
+                                    5.0 if args.quick else 30.0))
+    parts.append("### Scheduling throughput (median of 3)\n\n" + _scheduling_throughput(3)[0])
     text = "\n".join(parts)
     print(text)
     (out / "benchmark.md").write_text(text)
@@ -154,9 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("evaluate", help="closed-loop evaluation of policies against the baseline")
     p.add_argument("env")
     p.add_argument("--policy", action="append", default=None,
-                   help="'baseline', 'zero' or an SB3 .zip; repeatable (default: baseline and zero)")
+                   help="'baseline', 'zero' or an SB3 .zip; scheduling: random, greedy, astroplan-priority, "
+                        "astroplan-sequential, optimum; repeatable (default: every baseline)")
     p.add_argument("--seconds", type=float, default=300.0, help="interferometer: simulated seconds")
     p.add_argument("--frames", type=int, default=None, help="adaptive optics: frames (default 3000)")
+    p.add_argument("--nights", type=int, default=10, help="scheduling: seeded nights (default 10)")
+    p.add_argument("--time-limit", type=float, default=30.0,
+                   help="scheduling: CP-SAT time limit per night for the offline optimum, s")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results")
     p.set_defaults(func=cmd_evaluate)

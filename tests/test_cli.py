@@ -67,3 +67,28 @@ def test_ao_benchmark_rows_and_table():
     assert rows[0]["geometric_fps"] > 0 and rows[0]["diffractive_fps"] > 0
     table = ao_bench_table(rows)
     assert "| small (20x20) |" in table
+
+
+def test_list_describes_the_scheduling_graph_observation(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "nodes: Box(100, 16) float32" in text and "action:      Discrete(101)" in text
+
+
+def test_evaluate_scheduling_writes_table_and_schedule_plot(tmp_path, capsys):
+    assert main(["evaluate", "astrogym/TelescopeScheduling-v0", "--nights", "1", "--policy", "greedy",
+                 "--policy", "random", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "| greedy |" in text and "| random |" in text and "priority-weighted completion" in text
+    assert (tmp_path / "schedule_greedy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scheduling_bench_table_parts():
+    from astrogym.experiments.bench_scheduling import (env_steps_per_s, greedy_decisions_per_s, precompute_times,
+                                                       scheduling_bench_table)
+
+    result = {"precompute": [precompute_times(20, repeats=1)], "env_steps_per_s": env_steps_per_s(20, 500, 1)}
+    rate, n = greedy_decisions_per_s({"n_targets": 20}, repeats=1)
+    result["greedy"] = {"n_targets": 20, "decisions_per_s": rate, "decisions": n}
+    table = scheduling_bench_table(result)
+    assert "night precompute, 20 targets" in table and "env steps/s" in table and rate > 0 and n > 10

@@ -112,3 +112,16 @@ def test_sky_brightness_model():
     # Krisciunas & Schaefer: a full Moon brightens the V sky by roughly 2-4 mag at moderate separations
     assert 1.5 < dark - full_far < 4.5
     assert photometry.sky_brightness(f, 30.0, -10.0, 90.0, 0.0) < dark  # brighter towards the horizon
+
+
+def test_iers_downloads_are_off_by_default():
+    """Offline observatory computers: importing the scheduling env turns astropy's IERS downloads off."""
+    import subprocess
+    import sys
+
+    code = ("import astrogym.envs.scheduling\nfrom astropy.utils import iers\n"
+            "print(iers.conf.auto_download, iers.conf.auto_max_age)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "None"]
