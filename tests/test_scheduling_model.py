@@ -251,3 +251,16 @@ def test_reset_options_and_multi_night_episodes(tiny_env):
     assert mask.shape == (41,) and mask[40] and not mask[3:40].any()
     with pytest.raises(ValueError, match="max_targets"):
         gym.make(ENV_ID, n_targets=30, max_targets=2)
+
+
+def test_date_range_draws_nights_from_the_seed():
+    env = gym.make(ENV_ID, n_targets=20, date_range_days=30, weather="clear")
+    dates = set()
+    for seed in range(6):
+        env.reset(seed=seed)
+        dates.add(env.unwrapped.nights[0].table.date)
+    assert len(dates) >= 4 and all("2026-12-15" <= d < "2027-01-14" for d in dates)
+    env.reset(seed=2)
+    again = env.unwrapped.nights[0].table.date
+    env.reset(seed=2)
+    assert env.unwrapped.nights[0].table.date == again

@@ -249,11 +249,13 @@ class TelescopeSchedulingEnv(gym.Env):
         key = (id(table), id(self.catalogue))
         if key not in self._edge_caches:
             rows = int(np.ceil(table.length_s / EDGE_GRID_S)) + 1
-            self._edge_caches[key] = (table, np.zeros((rows, self._edge_src.size, K.N_EDGE_FEATURES), np.float32),
+            # the table and catalogue ride along so that their ids cannot be reused while the entry lives
+            self._edge_caches[key] = (table, self.catalogue,
+                                      np.zeros((rows, self._edge_src.size, K.N_EDGE_FEATURES), np.float32),
                                       np.zeros(rows, np.bool_))
             while len(self._edge_caches) > 32:  # bounded: a date range would otherwise grow it forever
                 self._edge_caches.pop(next(iter(self._edge_caches)))
-        return self._edge_caches[key][1:]
+        return self._edge_caches[key][2:]
 
     # -- Gymnasium API ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
