@@ -116,6 +116,7 @@ def scheduling_table(results: dict[str, list[dict]]) -> str:
             g = [(o["return"] - r["return"]) / o["return"] for r, o in zip(rows, optimum) if o["return"] > 0]
             gap = f"{100 * np.mean(g):.1f}% +- {100 * np.std(g):.1f}%"
         lines.append(f"| {name} | {stat('priority_weighted_completion')} | {stat('return')} | "
-                     f"{stat('open_shutter_fraction')} | {stat('mean_overhead_s', '.1f')} | {stat('mean_airmass', '.2f')}"
+                     f"{stat('open_shutter_fraction')} | {stat('mean_overhead_s', '.1f')} | "
+                     f"{stat('mean_airmass', '.2f')}"
                      f" | {gap} |")
     return "\n".join(lines) + "\n"

@@ -242,8 +242,8 @@ class TelescopeSchedulingEnv(gym.Env):
         # seconds of visibility left from each grid point (suffix sums of the mask)
         left = np.cumsum(vis[::-1], axis=0)[::-1].astype(np.float32) * np.float32(cfg.grid_s)
         edge_features, edge_done = self._edge_cache(table)
-        return _Night(table=table, weather=weather, vis=vis, vis_run=K.visible_runs(vis), vis_left_s=left, offset_s=offset_s,
-                      edge_features=edge_features, edge_done=edge_done)
+        return _Night(table=table, weather=weather, vis=vis, vis_run=K.visible_runs(vis), vis_left_s=left,
+                      offset_s=offset_s, edge_features=edge_features, edge_done=edge_done)
 
     def _edge_cache(self, table: NightTable) -> tuple[np.ndarray, np.ndarray]:
         key = (id(table), id(self.catalogue))
