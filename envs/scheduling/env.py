@@ -103,7 +103,8 @@ class TelescopeSchedulingEnv(gym.Env):
       current pointing, exposure length, expected visit progress of an exposure started now (0
       where not allowed), valid-now flag, filter-change flag.
     * ``edge_index`` (2, max_edges) int64, rows source and destination; ``edges`` (max_edges, 2)
-      float32: overhead from source to destination now, angular separation.
+      float32: overhead from source to destination (each in its own filter) at the latest
+      10-minute mark of the night (it drifts slowly with the sky), angular separation.
     * ``globals`` (16,) float32: night elapsed, hours left, night index, seeing, cloud state
       (one-hot), current filter (one-hot u g r i z y), Moon altitude and illumination, Sun altitude.
     * ``node_mask`` (max_targets,), ``edge_mask`` (max_edges,) int8: which entries are real.
