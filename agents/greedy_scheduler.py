@@ -7,43 +7,60 @@ import numpy as np
 from astrogym.agents.base import Policy
 
 # Columns of the scheduling env's node features (astrogym.envs.scheduling.env.NODE_FEATURES).
-_PRIORITY, _OVERHEAD, _EXPOSURE, _PROGRESS, _VALID = 5, 11, 12, 13, 14
+_PRIORITY, _SNR_LEFT, _OVERHEAD, _EXPOSURE, _PROGRESS, _VALID = 5, 7, 11, 12, 13, 14
 
 
 class GreedyScheduler(Policy):
-    """Pick ``argmax priority x quality / (overhead + exposure)`` among the allowed targets; wait if none.
+    """Pick the allowed target with the most priority per second of telescope time; wait if there is none.
 
-    Quality is the visit progress that one exposure started now would make (SNR^2 gathered over
-    SNR^2 requested, capped at what the visit still needs), computed by the env from the current
-    airmass, sky, seeing and clouds (node feature ``expected_progress_now``); overhead is the
-    slew or filter change from the current pointing. Reads only the observation, so it works on
-    single observations and on ``VecEnv`` batches alike.
+    Score = ``priority / (overhead + n_needed * (exposure + readout))``: the value of completing the
+    target's current visit over the time it takes from now. ``n_needed`` comes from the exposure time
+    calculator in the current conditions: the env's node feature ``expected_progress_now`` is the
+    fraction of the visit's requested SNR^2 one exposure started now would add (airmass, sky,
+    seeing and clouds included), so ``n_needed = ceil(SNR^2 left / that)``; bad conditions, high
+    airmass or a bright Moon make a target cost more exposures. Overhead is the slew or filter
+    change from the current pointing, so staying on a target is favoured. This is the issue's
+    "priority x quality / (overhead + exposure)" with quality measured as the exposures a visit
+    needs; it completes more visits than scoring a single exposure's partial progress, and than
+    highest-priority-first (measured on seeded nights: ``astrogym evaluate``).
+
+    Reads only the observation (plus the readout time), so it works on single observations and on
+    ``VecEnv`` batches alike.
 
     Parameters
     ----------
     wait_action: the env's wait action (``env.unwrapped.wait_action``, i.e. ``max_targets``).
-    min_quality: targets whose expected progress is below this are not worth the time (e.g.
-        under thick cloud); 0 observes whatever is allowed.
+    readout_s: the telescope's readout time (``for_env`` takes it from the env).
+    max_exposures: targets needing more exposures than this for their visit now (thick cloud, Moon)
+        are skipped.
     """
 
-    def __init__(self, wait_action: int, min_quality: float = 0.0):
+    def __init__(self, wait_action: int, readout_s: float = 8.0, max_exposures: int = 20):
         if not isinstance(wait_action, (int, np.integer)) or wait_action < 0:
             raise ValueError(f"wait_action must be a non-negative integer, got {wait_action!r}")
-        if not 0.0 <= min_quality <= 1.0:
-            raise ValueError(f"min_quality={min_quality} is out of range; allowed [0, 1]")
+        if not 0.0 <= readout_s <= 3600.0:
+            raise ValueError(f"readout_s={readout_s} is out of range; allowed [0, 3600]")
+        if not isinstance(max_exposures, (int, np.integer)) or max_exposures < 1:
+            raise ValueError(f"max_exposures must be an integer >= 1, got {max_exposures!r}")
         self.wait_action = int(wait_action)
-        self.min_quality = float(min_quality)
+        self.readout_s = float(readout_s)
+        self.max_exposures = int(max_exposures)
 
     @classmethod
     def for_env(cls, env, **kwargs) -> "GreedyScheduler":
-        return cls(env.unwrapped.wait_action, **kwargs)
+        un = env.unwrapped
+        return cls(un.wait_action, readout_s=un.telescope.readout_s, **kwargs)
 
     def scores(self, nodes: np.ndarray) -> np.ndarray:
         """Score per target (``-inf`` where not allowed); ``nodes`` is (..., max_targets, 16)."""
-        seconds = 300.0 * (nodes[..., _OVERHEAD] + nodes[..., _EXPOSURE])
-        quality = nodes[..., _PROGRESS]
-        score = nodes[..., _PRIORITY] * quality / np.maximum(seconds, 1.0)
-        allowed = (nodes[..., _VALID] > 0.5) & (quality > self.min_quality) & (quality > 0.0)
+        gain = nodes[..., _PROGRESS]
+        left = nodes[..., _SNR_LEFT]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            needed = np.ceil(np.where(gain > 0, left / np.maximum(gain, 1e-12) - 1e-9, np.inf))
+        seconds = 300.0 * nodes[..., _OVERHEAD] + needed * (300.0 * nodes[..., _EXPOSURE] + self.readout_s)
+        allowed = (nodes[..., _VALID] > 0.5) & (gain > 0.0) & (needed <= self.max_exposures)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = nodes[..., _PRIORITY] / np.maximum(seconds, 1.0)
         return np.where(allowed, score, -np.inf)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):

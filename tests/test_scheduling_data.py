@@ -191,12 +191,16 @@ def test_pyg_batch_drops_padding_and_keeps_indices():
 def test_greedy_picks_the_best_valid_target_and_waits_otherwise():
     nodes = np.zeros((4, 16), np.float32)
     nodes[:, 5] = [5.0, 1.0, 9.0, 2.0]  # priority
-    nodes[:, 13] = [0.5, 1.0, 1.0, 1.0]  # expected progress
-    nodes[:, 11] = [0.1, 0.1, 0.1, 0.1]  # overhead / 300 s
-    nodes[:, 12] = [1.0, 1.0, 1.0, 0.2]  # exposure / 300 s
+    nodes[:, 7] = [1.0, 1.0, 1.0, 0.5]  # SNR^2 left on the visit
+    nodes[:, 13] = [0.25, 1.0, 1.0, 0.5]  # progress of one exposure now
+    nodes[:, 11] = [0.1, 0.1, 0.1, 0.0]  # overhead / 300 s
+    nodes[:, 12] = [1.0, 1.0, 1.0, 2.0]  # exposure / 300 s
     nodes[:, 14] = [1, 1, 0, 1]  # target 2 is not allowed
-    policy = GreedyScheduler(wait_action=4)
-    # scores: 5*0.5/330 = 0.0076, 1/330 = 0.003, (masked), 2/90 = 0.022
+    policy = GreedyScheduler(wait_action=4, readout_s=10.0)
+    # scores: 5 / (30 + 4 * 310) = 0.0039, 1 / (30 + 310) = 0.0029, (masked), 2 / (0 + 610) = 0.0033
+    assert np.allclose(policy.scores(nodes)[[0, 1, 3]], [5 / 1270, 1 / 340, 2 / 610])
+    assert policy.predict({"nodes": nodes})[0] == 0
+    nodes[0, 13] = 0.01  # 100 exposures needed: beyond max_exposures, skipped
     assert policy.predict({"nodes": nodes})[0] == 3
     nodes[:, 14] = 0
     assert policy.predict({"nodes": nodes})[0] == 4
@@ -207,3 +211,5 @@ def test_greedy_picks_the_best_valid_target_and_waits_otherwise():
         GreedyScheduler(wait_action=5).predict({"nodes": nodes})
     with pytest.raises(TypeError, match="Dict observation"):
         policy.predict(nodes)
+    with pytest.raises(ValueError, match="readout_s"):
+        GreedyScheduler(wait_action=4, readout_s=-1.0)

@@ -10,7 +10,7 @@ priority       -          weight of the target in the reward, (0, 100]
 snr            -          SNR each visit must reach, [1, 10000]
 filter         str        one of u g r i z y
 exposure_s     s          length of one exposure, [1, 3600]; optional in files: when absent it
-                          is the exposure reaching ``snr`` at zenith, dark sky, median seeing
+                          is the exposure reaching ``snr`` in the reference conditions (below)
 n_visits       -          visits requested, [1, 100]
 min_gap_s      s          minimum time from the end of one visit to the start of the next, >= 0
 window_start   MJD (UTC)  optional time window (both or neither; blank = none); a window that
@@ -33,7 +33,21 @@ COLUMNS = ("name", "ra", "dec", "mag", "priority", "snr", "filter", "exposure_s"
            "window_start", "window_end")
 _RANGES = {"ra": (0.0, 360.0), "dec": (-90.0, 90.0), "mag": (-5.0, 30.0), "priority": (1e-9, 100.0),
            "snr": (1.0, 1e4), "exposure_s": (1.0, 3600.0), "n_visits": (1, 100), "min_gap_s": (0.0, 1e8)}
-REFERENCE_SEEING_ARCSEC = 0.8  # "median seeing" used for exposures a catalogue leaves out
+# Typical conditions an exposure is sized for (when a file leaves exposure_s out, and in random catalogues):
+# airmass 1.2, 0.8" seeing, a grey sky 0.5 mag brighter than dark, no cloud. Worse conditions (Moon,
+# low altitude, clouds) give less SNR, so a visit may take several exposures.
+REFERENCE_SEEING_ARCSEC = 0.8
+REFERENCE_AIRMASS = 1.2
+REFERENCE_SKY_OFFSET_MAG = 0.5
+
+
+def reference_m5(filt: np.ndarray, exposure_s, telescope: Telescope | None) -> np.ndarray:
+    """Depth of an exposure in the reference conditions above."""
+    cm = photometry.cm_for_aperture(telescope.aperture_m if telescope else 1.93)
+    sys_fwhm = telescope.system_fwhm_arcsec if telescope else 0.6
+    fw = photometry.fwhm_eff(REFERENCE_SEEING_ARCSEC, REFERENCE_AIRMASS, photometry.WAVELENGTH_NM[filt], sys_fwhm)
+    return photometry.m5_depth(cm[filt], photometry.DARK_SKY_MAG[filt] - REFERENCE_SKY_OFFSET_MAG, fw, exposure_s,
+                               REFERENCE_AIRMASS, photometry.EXTINCTION[filt], 0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,11 +133,9 @@ class Catalogue:
             raise ValueError(f"{source}: column 'name' has repeated names")
         exposure = out["exposure_s"]
         if np.isnan(exposure).any():
-            cm = photometry.cm_for_aperture(telescope.aperture_m if telescope else 1.93)
-            sys_fwhm = telescope.system_fwhm_arcsec if telescope else 0.6
-            fw = photometry.fwhm_eff(REFERENCE_SEEING_ARCSEC, 1.0, photometry.WAVELENGTH_NM[filt], sys_fwhm)
-            default = photometry.exposure_for_snr(out["snr"], out["mag"], cm[filt], photometry.DARK_SKY_MAG[filt], fw,
-                                                  1.0, photometry.EXTINCTION[filt])
+            # SNR grows as sqrt(t): scale a 30 s exposure's SNR in the reference conditions
+            snr30 = photometry.snr_from_m5(out["mag"], reference_m5(filt, 30.0, telescope))
+            default = 30.0 * (out["snr"] / snr30) ** 2
             exposure = np.where(np.isnan(exposure), np.clip(np.round(default), 1.0, 3600.0), exposure)
         arrays = dict(name=names, ra=out["ra"], dec=out["dec"], mag=out["mag"], priority=out["priority"],
                       snr=out["snr"], filter=filt, exposure_s=exposure, n_visits=out["n_visits"].astype(np.int64),
@@ -202,7 +214,8 @@ def random_catalogue(n_targets: int, seed: int, telescope: Telescope | None = No
 
     Positions are uniform on the sphere within ``dec_range_deg``; priorities 1-10 (log-uniform, so
     a few targets matter most); requested SNR 10-100; exposures 60-600 s (log-uniform) with the
-    magnitude that reaches the SNR in that time at zenith, dark sky and 0.8" seeing; 1 to
+    magnitude that reaches the SNR in that time in the reference conditions (airmass 1.2, 0.8"
+    seeing, grey sky, clear); 1 to
     ``max_visits`` visits (multi-visit targets need 1-3 h between visits); no time windows.
     """
     if not 1 <= n_targets <= 100_000:
@@ -215,11 +228,7 @@ def random_catalogue(n_targets: int, seed: int, telescope: Telescope | None = No
     snr = np.round(np.exp(rng.uniform(np.log(10.0), np.log(100.0), n_targets)), 1)
     exposure = np.round(np.exp(rng.uniform(np.log(60.0), np.log(600.0), n_targets)))
     filt = np.array([FILTERS.index(f) for f in rng.choice(list(filters), n_targets)])
-    cm = photometry.cm_for_aperture(telescope.aperture_m if telescope else 1.93)
-    sys_fwhm = telescope.system_fwhm_arcsec if telescope else 0.6
-    fw = photometry.fwhm_eff(REFERENCE_SEEING_ARCSEC, 1.0, photometry.WAVELENGTH_NM[filt], sys_fwhm)
-    m5 = photometry.m5_depth(cm[filt], photometry.DARK_SKY_MAG[filt], fw, exposure, 1.0, photometry.EXTINCTION[filt],
-                             0.0)
+    m5 = reference_m5(filt, exposure, telescope)
     mag = np.round(m5 + 2.5 * np.log10(5.0 / snr), 3)  # inverts snr_from_m5
     n_visits = rng.integers(1, max_visits + 1, n_targets)
     gap = np.where(n_visits > 1, np.round(rng.uniform(3600.0, 3 * 3600.0, n_targets)), 0.0)
