@@ -352,3 +352,80 @@ def test_predictive_controller_validates():
         LinearPredictiveController(env, order=4)
     with pytest.raises(RuntimeError, match="fit"):
         LinearPredictiveController(env).predict(env.reset(seed=0)[0])
+
+
+# -- per-frame kernels against NumPy references -------------------------------------------------------------
+
+
+def test_factored_reconstructor_equals_the_dense_pseudo_inverse():
+    from astrogym.envs.adaptive_optics.reconstructor import reconstructors
+
+    cfg = AOConfig(n_subapertures=12)
+    interaction, _, _ = optics.calibrate(cfg)
+    dense, factored = reconstructors(interaction, cfg.reconstructor_rcond)
+    np.testing.assert_allclose(dense, np.linalg.pinv(interaction, rcond=cfg.reconstructor_rcond), rtol=1e-5,
+                               atol=1e-6 * np.abs(dense).max())
+    slopes = np.random.default_rng(3).standard_normal(interaction.shape[0]).astype(np.float32)
+    n = factored.n_controlled
+    got = factored.apply(slopes, np.empty(n, np.float32), np.empty(n, np.float32))
+    ref = dense.astype(np.float64) @ slopes
+    np.testing.assert_allclose(got, ref, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("photons", [0.0, 500.0])
+def test_diffractive_kernel_equals_numpy_fft_spots_and_centroids(photons):
+    from astrogym.envs.adaptive_optics import kernels
+
+    cfg = AOConfig(n_subapertures=10, pixels_per_subaperture=6, wfs="diffractive")
+    pupil = optics.make_pupil(cfg)
+    valid = optics.valid_subapertures(cfg, pupil)
+    p, m, n = 6, 12, len(valid)
+    rng = np.random.default_rng(4)
+    phase = 3.0 * rng.standard_normal(pupil.shape) + 40.0  # large values exercise the sin/cos range reduction
+    noise = rng.standard_normal((n, m, m, 2))
+    wr, wi = kernels.dft_matrix(p)
+    got = kernels.sh_diffractive_slopes(phase, 0.7, pupil, valid, p, wr, wi, photons, 2.0, noise, np.empty(2 * n))
+    ref = np.empty(2 * n)
+    freq = np.where(np.arange(m) < p, np.arange(m), np.arange(m) - m)
+    for k, (i, j) in enumerate(valid):
+        field = np.zeros((m, m), complex)
+        sl = (slice(i * p, (i + 1) * p), slice(j * p, (j + 1) * p))
+        field[:p, :p] = pupil[sl] * np.exp(1j * 0.7 * phase[sl])
+        spot = np.abs(np.fft.fft2(field)) ** 2
+        if photons:
+            spot = spot * photons / spot.sum()
+            spot = spot + np.sqrt(np.maximum(spot, 0)) * noise[k, ..., 0] + 2.0 * noise[k, ..., 1]
+        ref[k] = np.pi * (spot * freq[None, :]).sum() / spot.sum()
+        ref[n + k] = np.pi * (spot * freq[:, None]).sum() / spot.sum()
+    np.testing.assert_allclose(got, ref, atol=2e-5 * np.pi)
+
+
+def test_action_and_residual_kernels_equal_numpy():
+    from astrogym.envs.adaptive_optics import kernels
+
+    rng = np.random.default_rng(5)
+    command = rng.standard_normal((9, 9)) * 50
+    mask = (rng.random((9, 9)) > 0.3).astype(float)
+    action = rng.uniform(-1.5, 1.5, (9, 9)).astype(np.float32)
+    ref = np.clip(command + np.clip(action.astype(float), -1, 1) * 6.0, -60.0, 60.0) * mask
+    assert kernels.apply_action(action, command.copy(), mask, 6.0, 60.0, False)[0] == 2
+    status, peak = kernels.apply_action(action, command, mask, 6.0, 60.0, True)
+    assert status == 0 and peak == pytest.approx(np.abs(action).max())
+    np.testing.assert_allclose(command, ref, rtol=1e-15)
+    action[2, 3] = np.nan
+    assert kernels.apply_action(action, command, mask, 6.0, 60.0, True)[0] == 1
+
+    cfg = AOConfig(n_subapertures=8, pixels_per_subaperture=5)
+    g, pupil = optics.influence_1d(cfg), optics.make_pupil(cfg)
+    gt = np.ascontiguousarray(g.T)
+    lo, hi = (gt != 0).argmax(axis=1), g.shape[0] - (gt != 0)[:, ::-1].argmax(axis=1)
+    phase, c = rng.standard_normal(pupil.shape), rng.standard_normal((9, 9))
+    expected_phase = phase - g @ c @ g.T
+    variance = kernels.subtract_dm_and_variance(phase, gt, lo, hi, c, np.empty((g.shape[0], 9)), pupil)
+    np.testing.assert_allclose(phase, expected_phase, atol=1e-12)
+    assert variance == pytest.approx(expected_phase[pupil > 0].var(), rel=1e-12)
+
+    out = np.zeros(20, np.float32)
+    values = np.array([1.0, -500.0, 30.0], np.float32)
+    kernels.scatter_scaled(values, np.array([2, 5, 7]), 0.5, 100.0, out)
+    np.testing.assert_allclose(out[[2, 5, 7]], [0.5, -100.0, 15.0])

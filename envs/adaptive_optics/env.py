@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import gymnasium as gym
 import numpy as np
 
-from astrogym.envs.adaptive_optics import metrics
+from astrogym.envs.adaptive_optics import kernels, metrics
 from astrogym.envs.adaptive_optics.atmosphere import Atmosphere
 from astrogym.envs.adaptive_optics.config import AOConfig
 from astrogym.envs.adaptive_optics.optics import build_system
@@ -89,8 +91,18 @@ class AdaptiveOpticsEnv(gym.Env):
 
         self._controlled = system.controlled
         self._controlled_f = system.controlled.astype(np.float64)
+        self._controlled_index = np.flatnonzero(system.controlled)
         self._g = system.influence_1d
         self._gt = np.ascontiguousarray(system.influence_1d.T)
+        # Per-frame work buffers: a frame allocates nothing large.
+        n_pix, n_ctrl = cfg.pupil_pixels, self._controlled_index.size
+        self._gc = np.empty((n_pix, n_act))
+        lit = self._gt != 0.0  # the pixels each actuator column reaches (a contiguous run)
+        self._dm_lo = lit.argmax(axis=1)
+        self._dm_hi = n_pix - lit[:, ::-1].argmax(axis=1)
+        self._slopes32 = np.empty(system.n_slopes, dtype=np.float32)
+        self._recon_tmp = np.empty(n_ctrl, dtype=np.float32)
+        self._recon = np.empty(n_ctrl, dtype=np.float32)
         self._pupil = system.pupil
         sensor = DiffractiveSH if cfg.wfs == "diffractive" else GeometricSH
         self._wfs = sensor(cfg, system.pupil, system.valid_subapertures)
@@ -118,21 +130,24 @@ class AdaptiveOpticsEnv(gym.Env):
 
     def _measure(self) -> None:
         """WFS on the current residual, reconstruction onto the actuator grid, history shift."""
-        slopes = self._wfs.measure(self._residual, self._photons, self.config.wfs_read_noise_e, self.np_random)
-        reconstructed = self.system.reconstructor @ slopes.astype(np.float32)
-        h = self.config.history
+        cfg = self.config
+        slopes = self._wfs.measure(self._residual, self._photons, cfg.wfs_read_noise_e, self.np_random)
+        self._slopes32[:] = slopes
+        reconstructed = self.system.factored.apply(self._slopes32, self._recon_tmp, self._recon)
+        h = cfg.history
         obs = self._obs
         obs[1:h] = obs[: h - 1]
         obs[h + 1:] = obs[h:-1]
-        obs[0][self._controlled] = np.clip(reconstructed / self.config.action_scale_rad, -_MEASUREMENT_CLIP,
-                                           _MEASUREMENT_CLIP)
-        obs[h] = self._command / self.config.dm_stroke_rad
+        kernels.scatter_scaled(reconstructed, self._controlled_index, 1.0 / cfg.action_scale_rad, _MEASUREMENT_CLIP,
+                               obs[0].reshape(-1))
+        np.divide(self._command, cfg.dm_stroke_rad, out=obs[h])
 
     def _update_residual(self) -> float:
         """Residual = atmosphere - DM (applied command); returns its variance at the science wavelength."""
         phase = self._atmosphere.phase(self._residual)
-        phase -= self._g @ self._queue[0] @ self._gt
-        return metrics.residual_variance(phase, self._pupil) * self.config.science_scale**2
+        variance = kernels.subtract_dm_and_variance(phase, self._gt, self._dm_lo, self._dm_hi, self._queue[0],
+                                                    self._gc, self._pupil)
+        return variance * self.config.science_scale**2
 
     # -- gymnasium API -----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -165,19 +180,20 @@ class AdaptiveOpticsEnv(gym.Env):
         if self._done:
             raise RuntimeError("the episode is over (or reset was never called); call reset() first")
         cfg = self.config
-        a = np.asarray(action, dtype=np.float64)
+        a = np.asarray(action)
         if a.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape} (the actuator grid), "
                              f"got {a.shape}")
-        if not np.isfinite(a).all():
+        if a.dtype.kind not in "fiub":
+            a = a.astype(np.float64)
+        status, peak = kernels.apply_action(np.ascontiguousarray(a), self._command, self._controlled_f,
+                                            cfg.action_scale_rad, cfg.dm_stroke_rad,
+                                            cfg.action_out_of_range == "clip")
+        if status == 1:
             raise ValueError("action must be finite; the action space is [-1, 1]")
-        if np.abs(a).max() > 1.0:
-            if cfg.action_out_of_range == "raise":
-                raise ValueError(f"action has entries up to {np.abs(a).max():.3g}, outside the action space "
-                                 "[-1, 1] (make the env with action_out_of_range='clip' to clip instead)")
-            a = np.clip(a, -1.0, 1.0)
-        command = np.clip(self._command + a * cfg.action_scale_rad, -cfg.dm_stroke_rad, cfg.dm_stroke_rad)
-        self._command = command * self._controlled_f
+        if status == 2:
+            raise ValueError(f"action has entries up to {peak:.3g}, outside the action space "
+                             "[-1, 1] (make the env with action_out_of_range='clip' to clip instead)")
         # The command computed now takes effect loop_delay_frames from now.
         self._queue[:-1] = self._queue[1:]
         self._queue[-1] = self._command
@@ -185,8 +201,11 @@ class AdaptiveOpticsEnv(gym.Env):
         variance = self._update_residual()
         self._measure()
         self._frame += 1
-        reward = -variance - cfg.action_penalty * float(np.mean(a * a))
-        info = {"strehl": metrics.marechal_strehl(variance), "residual_rad2": variance}
+        reward = -variance
+        if cfg.action_penalty:
+            clipped = np.clip(np.asarray(a, dtype=np.float64), -1.0, 1.0)
+            reward -= cfg.action_penalty * float(np.mean(clipped * clipped))
+        info = {"strehl": math.exp(-variance), "residual_rad2": variance}
         if cfg.psf_every and self._frame % cfg.psf_every == 0:
             info["strehl_psf"] = self._accumulate_psf()
         truncated = self._frame >= cfg.episode_frames

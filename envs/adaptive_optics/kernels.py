@@ -1,4 +1,5 @@
-"""Numba kernels of the adaptive-optics simulation (atmosphere so far)."""
+"""Numba kernels of the adaptive-optics simulation: atmosphere, sensors, reconstruction and the loop's per-frame
+bookkeeping (fused so that a frame makes few Python-level calls and no allocations)."""
 
 from __future__ import annotations
 
@@ -166,77 +167,236 @@ def sample_ring_grid(buffer, head, offset, x0, y0, n, out, accumulate=False):
             for c in range(n):
                 out[r, c] = np.nan
         return out
-    for c in range(n):
-        ix = ix_min + (n - 1 - c)  # column c reads window columns ix and ix + 1
-        for r in range(n):
-            v = _bilinear_ring(buffer, head, ix, y_int + r, fx, fy)
+    c_last = head + ix_min  # ring column read by pupil column n - 1 (and +1)
+    for r in range(n):
+        row0 = buffer[y_int + r]
+        row1 = buffer[y_int + r + 1]
+        target = out[r]
+        for c in range(n):  # rows outer: contiguous writes and (reversed) reads
+            c0 = c_last + (n - 1 - c)
+            if c0 >= length:
+                c0 -= length
+            c1 = c0 + 1
+            if c1 >= length:
+                c1 -= length
+            v = ((1.0 - fx) * ((1.0 - fy) * row0[c0] + fy * row1[c0])
+                 + fx * ((1.0 - fy) * row0[c1] + fy * row1[c1]))
             if accumulate:
-                out[r, c] += v
+                target[c] += v
             else:
-                out[r, c] = v
+                target[c] = v
+    return out
+
+
+def dft_matrix(p):
+    """(p, 2p) float32 real and imaginary parts of ``exp(-2 pi i x u / 2p)``: the forward DFT of p samples
+    zero-padded to 2p (numpy's sign), for :func:`sh_diffractive_slopes`."""
+    m = 2 * p
+    w = np.exp(-2j * np.pi * np.outer(np.arange(p), np.arange(m)) / m)
+    return np.ascontiguousarray(w.real, dtype=np.float32), np.ascontiguousarray(w.imag, dtype=np.float32)
+
+
+_LANES = 16  # subapertures processed side by side: the innermost loops run across them and vectorise
+
+
+@njit(cache=True, inline="always")
+def _sincos(x):
+    """(sin x, cos x) in float64 without libm calls, so loops over it vectorise: reduction by pi/2,
+    then Taylor series on [-pi/4, pi/4] (error < 2e-9, far below the float32 fields)."""
+    q = np.floor(x * 0.6366197723675814 + 0.5)  # nearest multiple of pi/2
+    y = (x - q * 1.5707963267341256) - q * 6.077100506506192e-11  # two-part pi/2 (Cody-Waite)
+    y2 = y * y
+    sn = y * (1.0 + y2 * (-1.0 / 6 + y2 * (1.0 / 120 + y2 * (-1.0 / 5040 + y2 * (1.0 / 362880 - y2 / 39916800)))))
+    cs = 1.0 + y2 * (-0.5 + y2 * (1.0 / 24 + y2 * (-1.0 / 720 + y2 * (1.0 / 40320 + y2 * (-1.0 / 3628800
+                                                                                     + y2 / 479001600)))))
+    k = np.int64(q) & 3
+    s_ = cs if k & 1 else sn
+    c_ = sn if k & 1 else cs
+    if k & 2:
+        s_ = -s_
+    if (k + 1) & 2:
+        c_ = -c_
+    return s_, c_
+
+
+@njit(cache=True, fastmath=True)
+def sh_diffractive_slopes(phase, to_wfs, pupil, valid, p, wr, wi, photons, read_noise, noise, out):
+    """Diffractive Shack-Hartmann: each valid lenslet's spot ``|DFT(pupil exp(i phase))|^2`` and its centroid.
+
+    The field (``phase * to_wfs`` rad at the WFS, p x p) is zero-padded 2x (Nyquist pixels of
+    lambda / 2d); as only a quarter of the padded field is non-zero, two small DFT matrix
+    products (``wr + i wi`` from :func:`dft_matrix`) beat an FFT. ``_LANES`` subapertures go
+    through together, innermost, so every loop vectorises and a block stays in L1. Spots are
+    float32 (as complex64 FFTs were). Frequency index k maps to pixel k (k < p) or k - 2p; a
+    pixel is lambda / (2 d), so a centroid of one pixel is a phase difference of pi across
+    the subaperture. With ``photons`` > 0 each spot is scaled to that many photons and
+    ``noise`` (n_valid, 2p, 2p, 2) standard normals add photon (Gaussian approximation) and
+    read noise. ``out[:n]`` are x slopes, ``out[n:]`` y slopes, in rad across a subaperture at
+    the WFS wavelength.
+    """
+    n = valid.shape[0]
+    m = 2 * p
+    L = _LANES
+    er = np.zeros((p, p, L), dtype=np.float32)
+    ei = np.zeros((p, p, L), dtype=np.float32)
+    zr = np.empty((p, m * L), dtype=np.float32)  # index u * L + lane
+    zi = np.empty((p, m * L), dtype=np.float32)
+    spot2 = np.empty((m, m * L), dtype=np.float32)
+    yr = np.empty(m * L, dtype=np.float32)
+    yi = np.empty(m * L, dtype=np.float32)
+    for b0 in range(0, n, L):
+        nb = min(L, n - b0)
+        for j in range(nb):
+            r0 = valid[b0 + j, 0] * p
+            c0 = valid[b0 + j, 1] * p
+            for r in range(p):
+                for c in range(p):
+                    a = pupil[r0 + r, c0 + c]
+                    sn, cs = _sincos(phase[r0 + r, c0 + c] * to_wfs)
+                    er[r, c, j] = a * cs
+                    ei[r, c, j] = a * sn
+        # rows: z[r, u] = sum_c e[r, c] w[c, u] (plain indexing: array views would cost refcounting)
+        for r in range(p):
+            for t in range(m * L):
+                zr[r, t] = 0.0
+                zi[r, t] = 0.0
+            for u in range(m):
+                for c in range(p):
+                    a = wr[c, u]
+                    b = wi[c, u]
+                    for j in range(L):
+                        zr[r, u * L + j] += a * er[r, c, j] - b * ei[r, c, j]
+                        zi[r, u * L + j] += a * ei[r, c, j] + b * er[r, c, j]
+        # columns: y[v, u] = sum_r w[r, v] z[r, u]; the spot is |y|^2. (u, lane) run as one flat,
+        # contiguous index.
+        for v in range(m):
+            for t in range(m * L):
+                yr[t] = 0.0
+                yi[t] = 0.0
+            for r in range(p):
+                a = wr[r, v]
+                b = wi[r, v]
+                for t in range(m * L):
+                    yr[t] += a * zr[r, t] - b * zi[r, t]
+                    yi[t] += a * zi[r, t] + b * zr[r, t]
+            for t in range(m * L):
+                spot2[v, t] = yr[t] * yr[t] + yi[t] * yi[t]
+        for j in range(nb):
+            k = b0 + j
+            total = 0.0
+            for r in range(m):
+                for c in range(m):
+                    total += spot2[r, c * L + j]
+            scale = photons / total if photons > 0.0 and total > 0.0 else 1.0
+            sx = 0.0
+            sy = 0.0
+            s = 0.0
+            for r in range(m):
+                fy = r if r < p else r - m
+                for c in range(m):
+                    fx = c if c < p else c - m
+                    i = spot2[r, c * L + j] * scale
+                    if photons > 0.0:
+                        i += np.sqrt(max(i, 0.0)) * noise[k, r, c, 0] + read_noise * noise[k, r, c, 1]
+                    sx += i * fx
+                    sy += i * fy
+                    s += i
+            if s > 0.0:
+                out[k] = np.pi * sx / s
+                out[n + k] = np.pi * sy / s
+            else:
+                out[k] = 0.0
+                out[n + k] = 0.0
     return out
 
 
 @njit(cache=True, fastmath=True)
-def sh_lenslet_fields(phase_wfs, pupil, valid, p, fields):
-    """Lenslet fields ``pupil * exp(i phase)`` of every valid subaperture, zero-padded 2x (Nyquist spots).
-
-    ``fields`` is (n_valid, 2p, 2p) complex64: the top-left p x p block gets the field and the
-    padding is zeroed (the buffer is reused for an in-place FFT). The trigonometry runs in
-    float32 (the fields are complex64 anyway): half the cost.
-    """
-    m = 2 * p
-    for k in range(valid.shape[0]):
-        r0 = valid[k, 0] * p
-        c0 = valid[k, 1] * p
-        for r in range(m):
-            for c in range(m):
-                if r < p and c < p:
-                    a = np.float32(pupil[r0 + r, c0 + c])
-                    ph = np.float32(phase_wfs[r0 + r, c0 + c])
-                    fields[k, r, c] = complex(a * np.cos(ph), a * np.sin(ph))
-                else:
-                    fields[k, r, c] = 0.0
-    return fields
+def reconstruct(dt_indptr, dt_indices, dt_data, gram_packed, slopes, tmp, out):
+    """``out = M (D^T slopes)``: sparse ``D^T`` (CSR) then the symmetric ``M`` stored as its packed
+    upper triangle (row i holds ``M[i, i:]``), so each element is read once (the product is
+    memory-bound). ``tmp`` and ``out`` are float32 like ``M``; slicing the rows lets LLVM
+    vectorise the inner loop."""
+    n = tmp.shape[0]
+    for i in range(n):
+        data = dt_data[dt_indptr[i]:dt_indptr[i + 1]]
+        index = dt_indices[dt_indptr[i]:dt_indptr[i + 1]]
+        acc = np.float32(0.0)
+        for k in range(data.shape[0]):
+            acc += data[k] * slopes[index[k]]
+        tmp[i] = acc
+        out[i] = 0.0
+    base = 0
+    for i in range(n):
+        row = gram_packed[base:base + n - i]
+        upper = tmp[i:]
+        lower = out[i:]
+        xi = tmp[i]
+        acc = np.float32(0.0)
+        for j in range(n - i):
+            m = row[j]
+            acc += m * upper[j]
+            lower[j] += m * xi
+        out[i] += acc - row[0] * xi  # the diagonal went into both sums
+        base += n - i
+    return out
 
 
 @njit(cache=True)
-def sh_centroid_slopes(spots_f, p, photons, read_noise, noise, out):
-    """Centroids of the lenslet spots |FFT|^2 as slopes (rad across a subaperture, at the WFS wavelength).
+def apply_action(action, command, controlled, scale, stroke, clip_out_of_range):
+    """``command = clip(command + scale * action, +-stroke) * controlled``, in place.
 
-    ``spots_f`` holds the 2p x 2p FFTs; frequency index k maps to pixel k (k < p) or k - 2p.
-    A pixel is lambda / (2 d), so a centroid of one pixel is a phase difference of pi across
-    the subaperture. With ``photons`` > 0 each spot is scaled to that many photons and
-    ``noise`` (n_valid, 2p, 2p, 2) standard normals add photon (Gaussian approximation) and
-    read noise.
+    Returns ``(status, max |action|)``: status 1 = non-finite entries, 2 = entries beyond [-1, 1]
+    without ``clip_out_of_range`` (``command`` is then untouched), else 0.
     """
-    n = spots_f.shape[0]
-    m = 2 * p
-    for k in range(n):
-        total = 0.0
-        for r in range(m):
-            for c in range(m):
-                v = spots_f[k, r, c]
-                total += v.real * v.real + v.imag * v.imag
-        scale = photons / total if photons > 0.0 and total > 0.0 else 1.0
-        sx = 0.0
-        sy = 0.0
-        s = 0.0
-        for r in range(m):
-            fy = r if r < p else r - m
-            for c in range(m):
-                fx = c if c < p else c - m
-                v = spots_f[k, r, c]
-                i = (v.real * v.real + v.imag * v.imag) * scale
-                if photons > 0.0:
-                    i += np.sqrt(max(i, 0.0)) * noise[k, r, c, 0] + read_noise * noise[k, r, c, 1]
-                sx += i * fx
-                sy += i * fy
-                s += i
-        if s > 0.0:
-            out[k] = np.pi * sx / s
-            out[n + k] = np.pi * sy / s
-        else:
-            out[k] = 0.0
-            out[n + k] = 0.0
+    a = action.ravel()
+    peak = 0.0
+    for k in range(a.shape[0]):
+        v = abs(np.float64(a[k]))
+        if not np.isfinite(v):
+            return 1, np.inf
+        peak = max(peak, v)
+    if peak > 1.0 and not clip_out_of_range:
+        return 2, peak
+    cmd = command.ravel()
+    mask = controlled.ravel()
+    for k in range(a.shape[0]):
+        v = min(max(np.float64(a[k]), -1.0), 1.0)
+        c = min(max(cmd[k] + v * scale, -stroke), stroke)
+        cmd[k] = c * mask[k]
+    return 0, peak
+
+
+@njit(cache=True)
+def scatter_scaled(values, index, inv_scale, limit, out):
+    """``out[index[k]] = clip(values[k] * inv_scale, +-limit)``: the reconstruction into its observation channel."""
+    for k in range(index.shape[0]):
+        out[index[k]] = min(max(values[k] * inv_scale, -limit), limit)
     return out
+
+
+@njit(cache=True, fastmath=True)
+def subtract_dm_and_variance(phase, gt, col_lo, col_hi, command, tmp, pupil):
+    """``phase -= G C G^T`` (the separable DM surface) and the variance of the result over the lit pupil.
+
+    ``gt`` is ``G^T`` (n_act, n_pix); actuator j's influence is non-zero only on pixels
+    ``col_lo[j]:col_hi[j]``, so both products skip the exact zeros (a third of the dense work)
+    and need no BLAS, whose threads only add latency at this size. ``tmp`` is (n_pix, n_act).
+    """
+    n_act, n_pix = gt.shape
+    for r in range(n_pix):  # tmp = G C
+        for j in range(n_act):
+            tmp[r, j] = 0.0
+        for i in range(n_act):
+            g = gt[i, r]
+            if g == 0.0:
+                continue
+            for j in range(n_act):
+                tmp[r, j] += g * command[i, j]
+    for r in range(n_pix):  # phase -= tmp G^T, one actuator column at a time
+        for j in range(n_act):
+            t = tmp[r, j]
+            if t == 0.0:
+                continue
+            for c in range(np.uint64(col_lo[j]), np.uint64(col_hi[j])):  # unsigned: no wraparound check
+                phase[r, c] -= t * gt[j, c]
+    return masked_variance(phase, pupil)

@@ -14,7 +14,8 @@ the arrays it returns.
 * Interaction matrix: the slopes of each actuator's influence (exact for a geometric SH);
   actuators whose slopes are weaker than 5% of the strongest are not controlled.
   Reconstructor: truncated pseudo-inverse (``reconstructor_rcond``; ~0.05 removes the
-  waffle modes a Fried SH cannot see, which otherwise grow without bound).
+  waffle modes a Fried SH cannot see, which otherwise grow without bound), applied in the
+  factored form of ``reconstructor.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 
 from astrogym.envs.adaptive_optics import kernels
 from astrogym.envs.adaptive_optics.config import AOConfig
+from astrogym.envs.adaptive_optics.reconstructor import FactoredReconstructor, reconstructors
 from astrogym.envs.adaptive_optics.wfs import DiffractiveSH
 
 _GEOMETRY_FIELDS = ("telescope_diameter_m", "central_obstruction", "n_subapertures", "pixels_per_subaperture",
@@ -47,6 +49,7 @@ class AOSystem:
     controlled: np.ndarray  # (n_act, n_act) bool, actuators the loop drives
     interaction: np.ndarray  # (2 n_valid, n_controlled) slopes per unit command
     reconstructor: np.ndarray  # (n_controlled, 2 n_valid) float32
+    factored: FactoredReconstructor  # the same operator, cheap to apply each frame
 
     @property
     def n_slopes(self) -> int:
@@ -72,7 +75,11 @@ def influence_1d(cfg: AOConfig) -> np.ndarray:
     n = cfg.pupil_pixels
     x = (np.arange(n) - n / 2 + 0.5) * cfg.pixel_scale_m
     act = (np.arange(cfg.n_actuators) - cfg.n_subapertures / 2) * cfg.subaperture_m
-    return np.exp(np.log(cfg.dm_coupling) * ((x[:, None] - act[None, :]) / cfg.subaperture_m) ** 2)
+    g = np.exp(np.log(cfg.dm_coupling) * ((x[:, None] - act[None, :]) / cfg.subaperture_m) ** 2)
+    # The far tails underflow to subnormals, which make every DM product ~10x slower; they are
+    # hundreds of orders of magnitude below anything that counts.
+    g[g < 1e-30] = 0.0
+    return g
 
 
 def geometric_slopes(cfg: AOConfig, pupil: np.ndarray, valid: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -90,7 +97,7 @@ def _cache_dir() -> Path:
 
 
 # Bump when the calibration procedure changes, so stale disk caches are not reused.
-_CALIBRATION_VERSION = 1
+_CALIBRATION_VERSION = 2
 
 
 def _cache_key(cfg: AOConfig) -> str:
@@ -118,6 +125,12 @@ def calibrate(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     diffractive sensor is then calibrated as on a bench: push-pull pokes of 0.1 rad, within its
     linear range, so the reconstructor absorbs its centroid gain.
     """
+    interaction, controlled = _interaction(cfg)
+    reconstructor, _ = reconstructors(interaction, cfg.reconstructor_rcond)
+    return interaction, controlled, reconstructor
+
+
+def _interaction(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray]:
     pupil = make_pupil(cfg)
     valid = valid_subapertures(cfg, pupil)
     g = influence_1d(cfg)
@@ -134,8 +147,16 @@ def calibrate(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             poke = amplitude * np.outer(g[:, i], g[:, j])
             plus = sensor.measure(poke).copy()
             interaction[:, col] = (plus - sensor.measure(-poke)) / (2 * amplitude)
-    reconstructor = np.linalg.pinv(interaction, rcond=cfg.reconstructor_rcond).astype(np.float32)
-    return interaction, controlled, reconstructor
+    return interaction, controlled
+
+
+def _calibrate_arrays(cfg: AOConfig) -> dict[str, np.ndarray]:
+    interaction, controlled = _interaction(cfg)
+    reconstructor, factored = reconstructors(interaction, cfg.reconstructor_rcond)
+    return dict(interaction=interaction, controlled=controlled, reconstructor=reconstructor, **factored.arrays())
+
+
+_CACHED = ("interaction", "controlled", "reconstructor", "dt_indptr", "dt_indices", "dt_data", "gram_packed")
 
 
 @functools.lru_cache(maxsize=8)
@@ -145,18 +166,20 @@ def _system_for_key(key: str, cfg: AOConfig) -> AOSystem:
     if path.exists():
         try:
             with np.load(path) as data:
-                arrays = (data["interaction"], data["controlled"], data["reconstructor"])
+                arrays = {name: data[name] for name in _CACHED}
         except (OSError, ValueError, KeyError):  # a corrupt cache file is recomputed, not trusted
             arrays = None
     if arrays is None:
-        arrays = calibrate(cfg)
+        arrays = _calibrate_arrays(cfg)
         try:
-            _atomic_save(path, interaction=arrays[0], controlled=arrays[1], reconstructor=arrays[2])
+            _atomic_save(path, **arrays)
         except OSError:
             pass  # a read-only home just means no disk cache
     pupil = make_pupil(cfg)
+    factored = FactoredReconstructor(**{name: arrays[name] for name in _CACHED[3:]})
     return AOSystem(pupil=pupil, valid_subapertures=valid_subapertures(cfg, pupil), influence_1d=influence_1d(cfg),
-                    controlled=arrays[1], interaction=arrays[0], reconstructor=arrays[2])
+                    controlled=arrays["controlled"], interaction=arrays["interaction"],
+                    reconstructor=arrays["reconstructor"], factored=factored)
 
 
 def build_system(cfg: AOConfig) -> AOSystem:

@@ -3,7 +3,7 @@
 Both return slopes in rad of phase (at the 500 nm reference) across one subaperture, x slopes
 first, so the reconstructor and the observation do not care which one runs.
 
-The diffractive sensor forms each lenslet's spot as ``|FFT(pupil exp(i phase))|^2`` with 2x
+The diffractive sensor forms each lenslet's spot as ``|DFT(pupil exp(i phase))|^2`` with 2x
 zero padding (Nyquist-sampled pixels of lambda / 2d, a field of view of p lambda / d for p
 samples per subaperture) and takes its centroid. It shows what the geometric one cannot: the
 spot truncation and wrap of large tilts, and photon and read noise on real pixels.
@@ -12,7 +12,6 @@ spot truncation and wrap of large tilts, and photon and read noise on real pixel
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 from astrogym.envs.adaptive_optics import kernels
 from astrogym.envs.adaptive_optics.config import REFERENCE_WAVELENGTH_UM, AOConfig
@@ -48,23 +47,21 @@ class GeometricSH:
 
 
 class DiffractiveSH:
-    """FFT spots and centroids; photon and read noise on the detector pixels when ``photons`` > 0."""
+    """Lenslet spots (2x zero-padded DFTs) and centroids; photon and read noise on the detector pixels when ``photons`` > 0."""
 
     def __init__(self, cfg: AOConfig, pupil: np.ndarray, valid: np.ndarray):
         self.pupil, self.valid, self.p = pupil, valid, cfg.pixels_per_subaperture
         self.to_wfs = REFERENCE_WAVELENGTH_UM / cfg.wfs_wavelength_um  # phase at 500 nm -> at the WFS
-        m = 2 * self.p
-        self.fields = np.zeros((valid.shape[0], m, m), dtype=np.complex64)
+        self._wr, self._wi = kernels.dft_matrix(self.p)
         self.out = np.empty(2 * valid.shape[0])
         self._noise = np.zeros((1, 1, 1, 2))
 
     def measure(self, phase_ref: np.ndarray, photons: float = 0.0, read_noise: float = 0.0, rng=None) -> np.ndarray:
-        kernels.sh_lenslet_fields(phase_ref * self.to_wfs, self.pupil, self.valid, self.p, self.fields)
-        # In place: a fresh 1.4 MB output array every frame costs more than the transform (page faults).
-        spots = scipy.fft.fft2(self.fields, workers=1, overwrite_x=True)
         noise = self._noise
         if photons > 0.0:
-            noise = rng.standard_normal(self.fields.shape + (2,))
-        kernels.sh_centroid_slopes(spots, self.p, photons, read_noise, noise, self.out)
+            m = 2 * self.p
+            noise = rng.standard_normal((self.valid.shape[0], m, m, 2))
+        kernels.sh_diffractive_slopes(phase_ref, self.to_wfs, self.pupil, self.valid, self.p, self._wr, self._wi,
+                                      photons, read_noise, noise, self.out)
         self.out /= self.to_wfs  # back to phase at the 500 nm reference
         return self.out
