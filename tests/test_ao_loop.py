@@ -63,7 +63,9 @@ def test_separable_dm_equals_sum_of_2d_gaussian_influences():
         for j, ax in enumerate(act):
             r2 = ((yy - ay) ** 2 + (xx - ax) ** 2) / cfg.subaperture_m**2
             dense += c[i, j] * np.exp(np.log(cfg.dm_coupling) * r2)
-    np.testing.assert_allclose(g @ c @ g.T, dense, atol=1e-12)
+    # influence tails below 1e-9 of the peak are cut (optics.influence_1d): each pixel may miss a few
+    # such tails, each at most 1e-9 x |command|
+    np.testing.assert_allclose(g @ c @ g.T, dense, rtol=0, atol=20 * 1e-9 * np.abs(c).max())
     # the coupling is what the config says: an actuator's influence at its neighbour
     assert np.interp(act[3], x, g[:, 4]) == pytest.approx(cfg.dm_coupling, rel=0.05)  # linear interpolation
 

@@ -168,6 +168,22 @@ def sample_ring_grid(buffer, head, offset, x0, y0, n, out, accumulate=False):
                 out[r, c] = np.nan
         return out
     c_last = head + ix_min  # ring column read by pupil column n - 1 (and +1)
+    w00, w10 = (1.0 - fx) * (1.0 - fy), (1.0 - fx) * fy
+    w01, w11 = fx * (1.0 - fy), fx * fy
+    if c_last + n < length:  # the window does not wrap round the ring: a branch-free loop that vectorises
+        top = c_last + n - 1  # ring column read by pupil column 0
+        for r in range(n):
+            row0 = buffer[y_int + r]
+            row1 = buffer[y_int + r + 1]
+            target = out[r]
+            for c in range(n):
+                c0 = top - c
+                v = w00 * row0[c0] + w10 * row1[c0] + w01 * row0[c0 + 1] + w11 * row1[c0 + 1]
+                if accumulate:
+                    target[c] += v
+                else:
+                    target[c] = v
+        return out
     for r in range(n):
         row0 = buffer[y_int + r]
         row1 = buffer[y_int + r + 1]
