@@ -19,8 +19,34 @@ What the translation keeps and what it cannot (astroplan 0.10):
   time, the first observable block in list order, so blocks are listed first visits first, then
   by decreasing env priority.
 * Visits: one block per requested visit. astroplan has no minimum gap between blocks of one
-  target, so it may put visits of a target back to back; the env then masks the later visit
-  (``min_gap_s``) and the replay skips it.
+  target (the env masks a later visit until ``min_gap_s`` has passed since the previous visit's
+  end), so by default (``visit_rounds=True``) visits are scheduled in rounds, each night into one
+  astroplan ``Schedule``: round 1 offers every target's next missing visit; round k+1 offers the
+  next visit of only the targets whose visit was placed in round k, each with a per-block
+  ``TimeConstraint(min=<end of that visit> + min_gap_s + visit_gap_margin_s)`` (the schedule's
+  window bounds it above), and is scheduled into the time the earlier rounds left free. Rounds
+  stop when one places no multi-visit target's visit; blocks not placed go to the next night's
+  round 1 (their gap constraint then still counts from the earlier night's visit). A mid-night
+  :meth:`AstroplanScheduler.replan` takes the env's end of each target's last visit as the start
+  of its gap. How the later rounds reuse the schedule (astroplan 0.10.1,
+  ``Scheduler.__call__(blocks, schedule)`` documents "the schedule must be empty" but both
+  schedulers read what it holds):
+
+  - ``PriorityScheduler`` handles a pre-filled schedule natively: ``_get_filled_indices`` closes
+    the grid points inside placed ``ObservingBlock`` s, and ``attempt_insert_block`` adds or
+    replaces ``TransitionBlock`` s before and after the new block, using the earlier blocks'
+    ``start_idx``/``end_idx``; these stay valid because every round uses the same schedule window
+    and ``time_resolution_s``.
+  - ``SequentialScheduler`` walks the night again from its start; it rejects a candidate when a
+    pre-filled slot's start or end lies inside it, but not one lying wholly inside a pre-filled
+    slot (``insert_slot`` would then raise 'slot is already occupied'), so later-round blocks get
+    one more per-block constraint, false inside the occupied slots. Its transition into a new block
+    is computed from the schedule's last ``ObservingBlock`` (astroplan's rule), not from the one
+    before it in time, and the earlier round's transition into the following block is kept, so a
+    later-round block's slews are approximate.
+
+  ``visit_rounds=False`` is the old translation: every missing visit at once (astroplan may put
+  visits back to back, the env masks the later one and the replay skips it).
 * Overheads: astroplan's ``Transitioner`` has one constant slew rate on the sky. The rate is fitted
   to the env's telescope (trapezoidal axes, dome and settle) over pairs of this catalogue's
   targets visible at the same time (total slew time matched); the filter change
@@ -95,10 +121,11 @@ class AstroplanScheduler:
     On the first :meth:`predict` of an episode (or at construction, if the env was already reset)
     the scheduler builds astroplan blocks and constraints from ``env.unwrapped`` (see the module
     docstring for the translation), schedules every night of the episode in turn (blocks not placed
-    on one night are offered to the next) and stores the placed blocks in time order
-    (:attr:`plan`). :meth:`predict` then replays the plan against the env's own state: it reads
-    ``env.unwrapped`` (time, night, visits, action mask, exposure log), not the observation, and
-    keeps only a pointer into the plan.
+    on one night are offered to the next), each night in visit rounds that keep the minimum gap
+    between a target's visits, and stores the placed blocks in time order (:attr:`plan`).
+    :meth:`predict` then replays the plan against the env's own state: it reads ``env.unwrapped``
+    (time, night, visits, action mask, exposure log), not the observation, and keeps only a pointer
+    into the plan.
 
     ## Replay rule
     At each decision, for the next block of the plan:
@@ -149,15 +176,23 @@ class AstroplanScheduler:
     end_s: plan the first night only up to this many seconds after its evening twilight (a window
         shorter than the night: faster, and what the window-end pitfall needs); ``None`` = whole
         night. Later nights are always planned whole.
+    visit_rounds: schedule visits in rounds that keep each target's ``min_gap_s`` (module
+        docstring); ``False``: all visits in one astroplan call per night, as astroplan alone would.
+    visit_gap_margin_s: seconds added to ``min_gap_s`` in the rounds' time constraints (slack for a
+        replay that ends the earlier visit later than planned).
 
     ## Attributes
     plan: the placed blocks, :class:`PlannedBlock` s in time order.
     schedules: astroplan ``Schedule`` per night of the last run.
-    plan_seconds: wall time of the last astroplan run (building constraints, blocks and the
-        ``Transitioner``, and scheduling; not the slew-rate fit or the ETC).
-    n_decisions: blocks astroplan placed in the last run; ``plan_seconds / n_decisions`` is its time
-        per decision.
-    n_blocks: blocks offered to astroplan in the last run.
+    plan_seconds: wall time of the last astroplan run, all nights and visit rounds (building
+        constraints, blocks and the ``Transitioner``, and scheduling; not the slew-rate fit or the ETC).
+    n_decisions: blocks astroplan placed in the last run, all rounds; ``plan_seconds / n_decisions``
+        is its time per decision.
+    n_blocks: visits the last run had to schedule (one block each; with visit rounds a later visit
+        is offered only once the one before is placed).
+    n_offered: blocks handed to astroplan in the last run, summed over its calls (a block not placed
+        on one night is offered again on the next).
+    n_rounds: astroplan scheduler calls in the last run (visit rounds x nights).
     n_dropped_blocks: blocks lost to a caught ``ValueError('longer block than slot')``.
     n_insert_failures: "Failed to insert" messages printed by ``PriorityScheduler`` (captured).
     slew_rate_deg_s: the rate used. ``exposures``: (N,) exposures per visit used.
@@ -174,7 +209,7 @@ class AstroplanScheduler:
                  exposures_per_visit: int | str = "etc", max_exposures_per_visit: int = 20,
                  slew_rate_deg_s: float | None = None, airmass_score: bool | None = None, gap_time_s: float = 300.0,
                  start_tolerance_s: float = 30.0, max_exposure_factor: float = 1.5, guard_window_end: bool = True,
-                 end_s: float | None = None):
+                 end_s: float | None = None, visit_rounds: bool = True, visit_gap_margin_s: float = 0.0):
         unwrapped = getattr(env, "unwrapped", env)
         if not isinstance(unwrapped, TelescopeSchedulingEnv):
             raise TypeError("AstroplanScheduler needs an astrogym/TelescopeScheduling-v0 env, got "
@@ -201,6 +236,8 @@ class AstroplanScheduler:
             raise ValueError(f"max_exposure_factor={max_exposure_factor} must be >= 1")
         if end_s is not None and not end_s > 0:
             raise ValueError(f"end_s={end_s} must be > 0 (or None for the whole night)")
+        if not visit_gap_margin_s >= 0:
+            raise ValueError(f"visit_gap_margin_s={visit_gap_margin_s} must be >= 0")
         self.env = unwrapped
         self.kind = kind
         self.time_resolution_s = float(time_resolution_s)
@@ -213,6 +250,8 @@ class AstroplanScheduler:
         self.max_exposure_factor = float(max_exposure_factor)
         self.guard_window_end = bool(guard_window_end)
         self.end_s = None if end_s is None else float(end_s)
+        self.visit_rounds = bool(visit_rounds)
+        self.visit_gap_margin_s = float(visit_gap_margin_s)
         self.plan: list[PlannedBlock] = []
         self.schedules: list = []
         self.outcomes: list[str | None] = []
@@ -221,6 +260,8 @@ class AstroplanScheduler:
         self.n_blocks = 0
         self.n_dropped_blocks = 0
         self.n_insert_failures = 0
+        self.n_rounds = 0
+        self.n_offered = 0
         self.slew_rate_deg_s: float | None = None
         self.exposures: np.ndarray | None = None
         self._key = None
@@ -278,7 +319,15 @@ class AstroplanScheduler:
             lo = start0 if k == night0 else 0.0
             hi = min(cut_s, length) if (cut_s is not None and k == cut_night) else length
             windows.append((k, lo, hi))
-        self._run_astroplan(windows, visits_done)
+        last_end_mjd = None
+        if from_now and self.visit_rounds:
+            # the env measures a visit's gap from the previous visit's end (episode seconds); a visit in
+            # progress (SNR^2 > 0) has no gap to keep
+            ep_end = np.asarray(getattr(env, "_last_end", np.full(len(env.catalogue), -np.inf)), float)
+            night = env.nights[night0]
+            last_end_mjd = np.where((ep_end > -1e17) & (np.asarray(state["snr2"]) == 0.0),
+                                    night.table.mjd_start + (ep_end - night.offset_s) / 86400.0, -np.inf)
+        self._run_astroplan(windows, visits_done, last_end_mjd)
         self._key = self._episode_key()
         self._rewind()
         return self.plan
@@ -292,7 +341,8 @@ class AstroplanScheduler:
         else:
             self.exposures = np.full(len(self.env.catalogue), int(self.exposures_per_visit), np.int64)
 
-    def _run_astroplan(self, windows: list[tuple[int, float, float]], visits_done: np.ndarray) -> None:
+    def _run_astroplan(self, windows: list[tuple[int, float, float]], visits_done: np.ndarray,
+                       last_end_mjd: np.ndarray | None = None) -> None:
         import astropy.units as u
         from astroplan import (
             AirmassConstraint,
@@ -320,11 +370,10 @@ class AstroplanScheduler:
         coords = SkyCoord(np.asarray(cat.ra) * u.deg, np.asarray(cat.dec) * u.deg, frame="icrs")
         targets = [FixedTarget(coord=coords[i], name=str(cat.name[i])) for i in range(len(cat))]
         prio = float(np.max(cat.priority)) / np.asarray(cat.priority, float)
-        # Blocks: first visits first, then by decreasing env priority (SequentialScheduler's tie order).
-        order = sorted((v, -float(cat.priority[i]), i) for i in range(len(cat))
-                        for v in range(int(visits_done[i]), int(cat.n_visits[i])))
-        blocks = []
-        for v, _, i in order:
+        n_vis = np.asarray(cat.n_visits, np.int64)
+        min_gap = np.asarray(cat.min_gap_s, float)
+
+        def make_block(i: int, v: int, extra: list | None = None) -> Any:
             n_exp = int(self.exposures[i])
             seconds = n_exp * (float(cat.exposure_s[i]) + tel.readout_s)
             seconds = math.ceil(seconds / res - 1e-9) * res
@@ -333,28 +382,21 @@ class AstroplanScheduler:
                 # end is never checked; 1 s more makes it check the end point too, and its rounding down
                 # to whole grid steps takes the second off again.
                 seconds += 1.0
-            block_constraints = None
+            block_constraints = []
             if np.isfinite(cat.window_start[i]):
-                block_constraints = [TimeConstraint(Time(cat.window_start[i], format="mjd", scale="utc"),
-                                                    Time(cat.window_end[i], format="mjd", scale="utc"))]
-            block = ObservingBlock(targets[i], seconds * u.s, float(prio[i]),
-                                   configuration={"filter": FILTERS[int(cat.filter[i])]},
-                                   constraints=block_constraints, name=f"{i}:{v}")
-            blocks.append(block)
-        self.n_blocks = len(blocks)
+                block_constraints.append(TimeConstraint(Time(cat.window_start[i], format="mjd", scale="utc"),
+                                                        Time(cat.window_end[i], format="mjd", scale="utc")))
+            block_constraints.extend(extra or [])
+            return ObservingBlock(targets[i], seconds * u.s, float(prio[i]),
+                                  configuration={"filter": FILTERS[int(cat.filter[i])]},
+                                  constraints=block_constraints or None, name=f"{i}:{v}")
+
         transitioner = Transitioner(slew_rate=self.slew_rate_deg_s * u.deg / u.s,
                                     instrument_reconfig_times={"filter": {"default": tel.filter_change_s * u.s}})
-        placed: list[PlannedBlock] = []
-        self.schedules = []
-        self.n_dropped_blocks = 0
-        self.n_insert_failures = 0
-        pending = blocks
-        for night, lo, hi in windows:
-            if not pending or hi - lo < res:  # nothing left, or a window too short for astroplan's grid
-                continue
-            table = env.nights[night].table
-            start = Time(table.mjd_start + lo / 86400.0, format="mjd", scale="utc")
-            end = Time(table.mjd_start + hi / 86400.0, format="mjd", scale="utc")
+
+        def run_round(offered: list, schedule: Any, start: Any, end: Any) -> Any:
+            """One astroplan call: ``offered`` into ``schedule`` (empty, or holding earlier rounds)."""
+            # a fresh constraint list per call: PriorityScheduler appends to the one it is given
             constraints = [AltitudeConstraint(min=cfg.min_altitude_deg * u.deg),
                            AirmassConstraint(max=cfg.max_airmass, boolean_constraint=not self.airmass_score),
                            MoonSeparationConstraint(min=cfg.min_moon_separation_deg * u.deg),
@@ -365,14 +407,13 @@ class AstroplanScheduler:
             kwargs = {"gap_time": self.gap_time_s * u.s} if self.kind == "sequential" else {}
             scheduler = cls(constraints=constraints, observer=observer, transitioner=transitioner,
                             time_resolution=res * u.s, **kwargs)
-            schedule = Schedule(start, end)
             captured = io.StringIO()
             try:
                 with contextlib.redirect_stdout(captured), warnings.catch_warnings():
                     # the Transitioner measures separations between AltAz frames of one time and site:
                     # astropy warns that such separations depend on direction; harmless here.
                     warnings.simplefilter("ignore", NonRotationTransformationWarning)
-                    schedule = scheduler(pending, schedule)
+                    schedule = scheduler(offered, schedule)
             except ValueError as exc:
                 if "longer block than slot" not in str(exc):
                     raise
@@ -380,8 +421,67 @@ class AstroplanScheduler:
                 schedule = scheduler.schedule
                 self.n_dropped_blocks += 1
             self.n_insert_failures += captured.getvalue().count("Failed to insert")
+            self.n_rounds += 1
+            self.n_offered += len(offered)
+            return schedule
+
+        placed: list[PlannedBlock] = []
+        self.schedules = []
+        self.n_dropped_blocks = 0
+        self.n_insert_failures = 0
+        self.n_rounds = 0
+        self.n_offered = 0
+        visits_done = np.minimum(np.asarray(visits_done, np.int64), n_vis)
+        self.n_blocks = int((n_vis - visits_done).sum())
+        # Without rounds: every missing visit at once, first visits first, then by decreasing env priority
+        # (SequentialScheduler's tie order). With rounds: only each target's next visit (see the module docstring).
+        pending = [(i, v) for v, _, i in sorted((v, -float(cat.priority[i]), i) for i in range(len(cat))
+                                                for v in range(int(visits_done[i]), int(n_vis[i])))]
+        blocks = {} if self.visit_rounds else {key: make_block(*key) for key in pending}
+        # MJD end of each target's previous visit (placed, or observed before a mid-night re-plan)
+        prev_end = np.full(len(cat), -np.inf) if last_end_mjd is None else np.asarray(last_end_mjd, float).copy()
+        for night, lo, hi in windows:
+            if not pending or hi - lo < res:  # nothing left, or a window too short for astroplan's grid
+                continue
+            table = env.nights[night].table
+            start = Time(table.mjd_start + lo / 86400.0, format="mjd", scale="utc")
+            end = Time(table.mjd_start + hi / 86400.0, format="mjd", scale="utc")
+            schedule = Schedule(start, end)
+            if not self.visit_rounds:
+                schedule = run_round([blocks[key] for key in pending], schedule, start, end)
+            else:
+                # round 1: each target's next missing visit; round k+1: the next visit of the targets whose
+                # visit was placed in round k, no earlier than min_gap after that visit's end.
+                first: dict[int, int] = {}
+                for i, v in pending:
+                    first.setdefault(i, v)
+                offer = sorted(first.items(), key=lambda iv: (-cat.priority[iv[0]], iv[0]))
+                while offer:
+                    offered = []
+                    for i, v in offer:
+                        extra = []
+                        if np.isfinite(prev_end[i]) and min_gap[i] > 0:
+                            earliest = prev_end[i] + (min_gap[i] + self.visit_gap_margin_s) / 86400.0
+                            # no max: the schedule's window (and guard_window_end) bounds the block already
+                            extra.append(TimeConstraint(min=Time(earliest, format="mjd", scale="utc")))
+                        offered.append(make_block(i, v, extra))
+                    if self.kind == "sequential" and schedule.scheduled_blocks:
+                        busy = _occupied_constraint([(s.start.mjd, s.end.mjd) for s in schedule.slots if s.block])
+                        for b in offered:
+                            b.constraints = (b.constraints or []) + [busy]
+                    before = {b.name for b in schedule.observing_blocks}
+                    schedule = run_round(offered, schedule, start, end)
+                    offer = []
+                    for b in schedule.observing_blocks:
+                        if b.name in before:
+                            continue
+                        i, v = (int(x) for x in b.name.split(":"))
+                        prev_end[i] = b.end_time.mjd
+                        if v + 1 < n_vis[i]:
+                            offer.append((i, v + 1))
+                    offer.sort(key=lambda iv: (-cat.priority[iv[0]], iv[0]))
             self.schedules.append(schedule)
-            done_names = set()
+            done = set()
             transition_start = None
             for slot in schedule.slots:
                 b = slot.block
@@ -398,9 +498,9 @@ class AstroplanScheduler:
                 placed.append(PlannedBlock(target=i, visit=v, night=night, decision_s=float(d), start_s=float(s),
                                            end_s=float(e), n_exposures=int(self.exposures[i]),
                                            priority=float(b.priority)))
-                done_names.add(b.name)
+                done.add((i, v))
                 transition_start = None
-            pending = [b for b in pending if b.name not in done_names]
+            pending = [key for key in pending if key not in done]
         self.plan_seconds = _time.perf_counter() - t0
         self.plan = sorted(placed, key=lambda p: (p.night, p.start_s))
         self.n_decisions = len(self.plan)
@@ -501,6 +601,28 @@ class AstroplanScheduler:
     def __repr__(self) -> str:
         return (f"AstroplanScheduler(kind={self.kind!r}, time_resolution_s={self.time_resolution_s:g}, "
                 f"blocks placed={self.n_decisions}/{self.n_blocks})")
+
+
+def _occupied_constraint(intervals: list[tuple[float, float]]) -> Any:
+    """An astroplan constraint that is false strictly inside any of ``intervals`` (MJD start, end).
+
+    astroplan 0.10's ``SequentialScheduler`` on a pre-filled schedule rejects a candidate only when a
+    pre-filled slot's start or end falls inside it (or a slot starts at the candidate's time); one lying
+    wholly inside a pre-filled slot passes, and ``Schedule.insert_slot`` then raises 'slot is already
+    occupied'. Evaluated at the block's start, middle and end, this closes that hole.
+    """
+    from astroplan import Constraint
+
+    eps = 1.0 / 86400.0  # 1 s: astroplan's own tolerance in insert_slot
+    lo = np.array([a for a, _ in intervals], float) + eps
+    hi = np.array([b for _, b in intervals], float) - eps
+
+    class _Occupied(Constraint):
+        def compute_constraint(self, times, observer, targets):
+            t = np.asarray(times.mjd, float)[..., None]
+            return ~np.any((t > lo) & (t < hi), axis=-1)
+
+    return _Occupied()
 
 
 # -- numbers astroplan does not have ---------------------------------------------------------------------

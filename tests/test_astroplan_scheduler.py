@@ -120,6 +120,8 @@ def test_rejects_wrong_env_and_kind(env):
         AstroplanScheduler(env, time_resolution_s=0)
     with pytest.raises(ValueError, match="exposures_per_visit"):
         AstroplanScheduler(env, exposures_per_visit="many")
+    with pytest.raises(ValueError, match="visit_gap_margin_s"):
+        AstroplanScheduler(env, visit_gap_margin_s=-1.0)
     with pytest.raises(ValueError, match="kind"):
         astroplan_decision_time(env, kind="optimal")
 
@@ -172,6 +174,74 @@ def test_new_episode_rewinds_or_replans(env):
     assert sched.plan is not plan
     assert all(abs(b.start_s) < env.unwrapped.nights[0].table.length_s for b in sched.plan)
     env.reset(seed=0)
+
+
+# -- visit rounds (minimum gap between visits) -------------------------------------------------------------
+def _multi_visit(cat) -> list[int]:
+    return [i for i in range(len(cat)) if cat.n_visits[i] > 1]
+
+
+@pytest.mark.parametrize("kind,end_s", [("priority", None), ("sequential", 4.0 * 3600.0)])
+def test_visit_rounds_keep_min_gap_and_replay(env, kind, end_s):
+    env.reset(seed=0)
+    cat = env.unwrapped.catalogue
+    multi = _multi_visit(cat)
+    assert multi and all(cat.min_gap_s[i] > 0 for i in multi)
+    sched = AstroplanScheduler(env, kind=kind, end_s=end_s)
+    assert sched.visit_rounds and sched.n_rounds == 2 and sched.n_offered == sched.n_blocks == 10
+    assert sched.n_decisions == len(sched.plan) == 10  # plan_seconds / n_decisions counts both rounds
+    _check_plan_constraints(sched, window_end_s=end_s)
+    for i in multi:
+        first, second = sorted((b for b in sched.plan if b.target == i), key=lambda b: b.visit)
+        assert (first.visit, second.visit) == (0, 1)
+        assert second.start_s >= first.end_s + cat.min_gap_s[i] - 1.0
+    info, invalid = _replay(env, sched)
+    assert not any(invalid)
+    assert sched.outcomes.count("observed") == len(sched.plan)
+    visits = env.unwrapped.state["visits"]
+    assert all(visits[i] == 2 for i in multi)
+    assert info["priority_weighted_completion"] == pytest.approx(1.0)
+
+
+def test_without_visit_rounds_priority_puts_visits_back_to_back(env):
+    """The old translation (``visit_rounds=False``): the env masks the later visits and the replay skips them."""
+    env.reset(seed=0)
+    cat = env.unwrapped.catalogue
+    sched = AstroplanScheduler(env, kind="priority", visit_rounds=False)
+    assert sched.n_rounds == 1 and sched.n_decisions == 10
+    gaps = []
+    for i in _multi_visit(cat):
+        a, b = sorted((p for p in sched.plan if p.target == i), key=lambda p: p.start_s)
+        gaps.append(b.start_s - a.end_s)
+    assert min(gaps) < 1800.0
+    _, invalid = _replay(env, sched)
+    assert not any(invalid) and "skipped:masked" in sched.outcomes
+
+
+def test_replan_from_now_keeps_gap_after_observed_visit(env):
+    obs, _ = env.reset(seed=1)
+    u_env = env.unwrapped
+    sched = AstroplanScheduler(env, kind="priority")
+    target = sched.plan[0].target
+    assert u_env.catalogue.n_visits[target] == 2
+    episode_start = np.array([True])
+    while u_env.state["visits"][target] == 0:  # replay until the first visit of the first block is done
+        action, _ = sched.predict(obs, episode_start=episode_start)
+        episode_start = np.array([False])
+        obs, _, done, _, _ = env.step(action)
+        assert not done
+    night = u_env.nights[u_env.state["night"]]
+    visit_end_s = float(u_env._last_end[target] - night.offset_s)
+    sched.replan(from_now=True)
+    (second,) = [b for b in sched.plan if b.target == target]
+    assert second.visit == 1
+    assert second.start_s >= visit_end_s + u_env.catalogue.min_gap_s[target] - 1.0
+    done, invalid = False, []
+    while not done:
+        action, _ = sched.predict(obs)
+        obs, _, done, _, info = env.step(action)
+        invalid.append(info["invalid_action"])
+    assert not any(invalid) and u_env.state["visits"][target] == 2
 
 
 # -- SequentialScheduler --------------------------------------------------------------------------------------
