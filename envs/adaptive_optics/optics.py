@@ -23,14 +23,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from astrogym.envs.adaptive_optics import kernels
+from astrogym.envs.common.cache import atomic_save_npz, cache_dir, load_npz
 from astrogym.envs.adaptive_optics.config import AOConfig
 from astrogym.envs.adaptive_optics.reconstructor import FactoredReconstructor, reconstructors
 from astrogym.envs.adaptive_optics.wfs import DiffractiveSH
@@ -94,10 +92,6 @@ def geometric_slopes(cfg: AOConfig, pupil: np.ndarray, valid: np.ndarray, phase:
     return out[0] if phase.ndim == 2 else out
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("ASTROGYM_CACHE_DIR", Path.home() / ".cache" / "astrogym"))
-
-
 # Bump when the calibration procedure changes, so stale disk caches are not reused.
 _CALIBRATION_VERSION = 3
 
@@ -106,18 +100,6 @@ def _cache_key(cfg: AOConfig) -> str:
     fields = {name: getattr(cfg, name) for name in _GEOMETRY_FIELDS}
     fields["calibration_version"] = _CALIBRATION_VERSION
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _atomic_save(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never a torn one
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def calibrate(cfg: AOConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,20 +145,11 @@ _CACHED = ("interaction", "controlled", "reconstructor", "dt_indptr", "dt_indice
 
 @functools.lru_cache(maxsize=8)
 def _system_for_key(key: str, cfg: AOConfig) -> AOSystem:
-    path = _cache_dir() / "ao" / f"system-{key}.npz"
-    arrays = None
-    if path.exists():
-        try:
-            with np.load(path) as data:
-                arrays = {name: data[name] for name in _CACHED}
-        except (OSError, ValueError, KeyError):  # a corrupt cache file is recomputed, not trusted
-            arrays = None
+    path = cache_dir() / "ao" / f"system-{key}.npz"
+    arrays = load_npz(path, _CACHED)  # None when missing or corrupt: recomputed, not trusted
     if arrays is None:
         arrays = _calibrate_arrays(cfg)
-        try:
-            _atomic_save(path, **arrays)
-        except OSError:
-            pass  # a read-only home just means no disk cache
+        atomic_save_npz(path, **arrays)  # a read-only home just means no disk cache
     pupil = make_pupil(cfg)
     factored = FactoredReconstructor(**{name: arrays[name] for name in _CACHED[3:]})
     return AOSystem(pupil=pupil, valid_subapertures=valid_subapertures(cfg, pupil), influence_1d=influence_1d(cfg),
