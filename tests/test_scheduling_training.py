@@ -21,7 +21,9 @@ def test_maskable_ppo_learns_on_the_graph_observation_and_logs_metrics(tmp_path)
                                     device="cpu")
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(total_timesteps=256, callback=SchedulingMetricsCallback())
-    rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
+    model.logger.close()
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
     logged = [r for r in rows if r.get("schedule/priority_weighted_completion")]
     assert logged, rows[0].keys()
     assert 0.0 <= float(logged[-1]["schedule/priority_weighted_completion"]) <= 1.0

@@ -20,6 +20,7 @@ window_end     MJD (UTC)  opens mid-night stands in for a target of opportunity
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,11 @@ class Catalogue:
         return cls(**arrays)
 
     def digest(self) -> str:
-        """A short hash of the contents: keys the night-table cache."""
+        """A short hash of the contents: keys the night-table cache (computed once; the arrays are read-only)."""
+        return self._digest
+
+    @functools.cached_property
+    def _digest(self) -> str:
         h = hashlib.sha256()
         for col in COLUMNS:
             h.update(col.encode())

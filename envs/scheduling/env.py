@@ -231,13 +231,12 @@ class TelescopeSchedulingEnv(gym.Env):
             self.site.latitude_deg or 1.0)
         return par
 
-    def _build_night(self, date: str, offset_s: float, weather: WeatherTrack | None) -> _Night:
+    def _build_night(self, table: NightTable, offset_s: float, weather: WeatherTrack | None) -> _Night:
         cfg = self.config
-        table = night_table(self.site, date, self.catalogue, cfg.grid_s, cfg.twilight_deg)
         if weather is None:
             weather = self.weather_model.sample_night(self.np_random, table.times_s, self.site)
         if not isinstance(weather, WeatherTrack) or weather.seeing_arcsec.shape != table.times_s.shape:
-            raise ValueError(f"weather for {date} must be a WeatherTrack on the night's grid of "
+            raise ValueError(f"weather for {table.date} must be a WeatherTrack on the night's grid of "
                              f"{table.times_s.size} points")
         vis = visibility_mask(table, self.catalogue, cfg)
         # seconds of visibility left from each grid point (suffix sums of the mask)
@@ -288,7 +287,7 @@ class TelescopeSchedulingEnv(gym.Env):
             date = (start + datetime.timedelta(days=k)).isoformat()
             table = night_table(self.site, date, self.catalogue, cfg.grid_s, cfg.twilight_deg)
             first_mjd = table.mjd_start if first_mjd is None else first_mjd
-            self._nights.append(self._build_night(date, (table.mjd_start - first_mjd) * 86400.0,
+            self._nights.append(self._build_night(table, (table.mjd_start - first_mjd) * 86400.0,
                                                   None if weathers is None else weathers[k]))
         n = len(self.catalogue)
         self._visits = np.zeros(n, np.int64)
