@@ -100,16 +100,22 @@ def _pointing(n, t, alt, az, lst, ra_app, dec_app, par):
     return _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par)
 
 
+@njit(cache=True, inline="always")
+def _with_filter_change(slew, filter_from, filter_to, par):
+    """A filter change runs in parallel with the slew: the overhead is the longer of the two."""
+    if filter_from != filter_to:
+        return max(slew, par[P_FILTER])
+    return slew
+
+
 @njit(cache=True)
 def overhead_time(src, dst, t, alt, az, lst, ra_app, dec_app, targ, par, current_filter):
     """Seconds before an exposure of ``dst`` can start when pointing at ``src`` at time t: the slew, or the
     filter change if ``dst`` needs another filter and that takes longer (they run in parallel)."""
     z0, a0, h0, d0 = _pointing(src, t, alt, az, lst, ra_app, dec_app, par)
     z1, a1, h1, d1 = _pointing(dst, t, alt, az, lst, ra_app, dec_app, par)
-    slew = slew_time(z0, a0, h0, d0, z1, a1, h1, d1, par)
-    if int(targ[dst, T_FILT]) != current_filter:
-        return max(slew, par[P_FILTER])
-    return slew
+    return _with_filter_change(slew_time(z0, a0, h0, d0, z1, a1, h1, d1, par), current_filter,
+                               int(targ[dst, T_FILT]), par)
 
 
 @njit(cache=True, inline="always")
@@ -119,10 +125,8 @@ def _overhead_between(pos, i, j, par, filter_i, filter_j):
         z0, a0, h0, d0 = par[PAR_PARK_AZ], par[PAR_PARK_ALT], 0.0, par[PAR_PARK_DEC]
     else:
         z0, a0, h0, d0 = pos[i, 0], pos[i, 1], pos[i, 2], pos[i, 3]
-    slew = slew_time(z0, a0, h0, d0, pos[j, 0], pos[j, 1], pos[j, 2], pos[j, 3], par)
-    if filter_i != filter_j:
-        return max(slew, par[P_FILTER])
-    return slew
+    return _with_filter_change(slew_time(z0, a0, h0, d0, pos[j, 0], pos[j, 1], pos[j, 2], pos[j, 3], par),
+                               filter_i, filter_j, par)
 
 
 @njit(cache=True, inline="always")
@@ -251,7 +255,6 @@ def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_s
     n_grid = alt.shape[0]
     k, w = _grid(t, grid_s, n_grid)
     k_hour, w_hour = _grid(t + 3600.0, grid_s, n_grid)
-    kw = k + 1 if (w >= 0.5 and k + 1 < n_grid) else k
     current = int(st[S_POINT])
     current_filter = int(st[S_FILTER])
     offset = st[S_OFFSET]
@@ -271,10 +274,7 @@ def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_s
         done = visits[n] >= int(targ[n, T_NVIS])
         progress = 0.0
         if ok:  # expected progress of one exposure started now, in the current conditions (0 if not allowed)
-            fw = fwhm_eff_nb(seeing[kw], x, targ[n, T_WL], par[PAR_SYS_FWHM])
-            m5 = m5_depth_nb(targ[n, T_CM], _lerp(sky, k, w, n), fw, targ[n, T_EXP], x, targ[n, T_EXT],
-                             cloud_tau[kw])
-            snr = 5.0 * 10.0 ** (-0.4 * (targ[n, T_MAG] - m5))
+            snr, _ = exposure_snr(n, t, alt, sky, seeing, cloud_tau, targ, par)
             progress = min(1.0, (snr2[n] + snr * snr) / req2) - min(1.0, snr2[n] / req2)
         nodes[n, 0] = a / 90.0
         nodes[n, 1] = min(x, MAX_AIRMASS_FEATURE) if a > 0.0 else MAX_AIRMASS_FEATURE
