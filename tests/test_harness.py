@@ -147,8 +147,57 @@ def test_unknown_reset_option_is_rejected(env_id):
 
 def test_step_before_reset_is_an_error(env_id):
     env = gym.make(env_id, disable_env_checker=True)
-    with pytest.raises((RuntimeError, gym.error.ResetNeeded)):
+    with pytest.raises(gym.error.ResetNeeded):
         env.step(env.action_space.sample())
+    with pytest.raises(gym.error.ResetNeeded, match=r"before reset\(\): call reset\(\) first"):
+        env.unwrapped.step(env.action_space.sample())  # the env's own check, not Gymnasium's wrapper
+
+
+# Per env class: configuration that ends an episode within a few steps (a new env class adds its own).
+SHORT_EPISODES = {
+    "astrogym.envs.interferometer.env:InterferometerLockEnv": {"episode_length_s": 0.05, "history_length": 4},
+    "astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv": {"episode_frames": 3},
+    "astrogym.envs.scheduling.env:TelescopeSchedulingEnv": {"n_targets": 5, "wait_s": 7200.0},
+}
+
+
+def _spec(env_id):
+    return next(s for s in ENV_SPECS if s.id == env_id)
+
+
+def test_step_after_episode_end_needs_reset(env_id):
+    spec = _spec(env_id)
+    assert spec.entry_point in SHORT_EPISODES, f"add a short-episode configuration for {spec.entry_point}"
+    env = gym.make(env_id, disable_env_checker=True, **SHORT_EPISODES[spec.entry_point]).unwrapped
+    assert env.needs_reset
+    env.reset(seed=0)
+    assert not env.needs_reset
+    action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    for _ in range(1000):
+        *_, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    assert (terminated or truncated) and env.needs_reset
+    with pytest.raises(gym.error.ResetNeeded, match=r"after the episode ended.*call reset\(\) first"):
+        env.step(action)
+    env.reset(seed=1)
+    env.step(action)  # usable again after a reset
+
+
+def test_unsupported_render_mode_is_the_envs_own_value_error(env_id):
+    env_class = gym.envs.registration.load_env_creator(_spec(env_id).entry_point)
+    with pytest.raises(ValueError, match=r"render_mode='human' is not supported .*allowed None or \['rgb_array'\]"):
+        env_class(render_mode="human")
+    with pytest.raises(ValueError, match=r"render_mode='ansi' is not supported"):
+        env_class(render_mode="ansi")
+
+
+def test_reset_options_must_be_a_dict(env_id):
+    env = gym.make(env_id, disable_env_checker=True).unwrapped
+    with pytest.raises(TypeError, match="options must be a dict or None"):
+        env.reset(seed=0, options=[("bogus", 1)])
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['bogus'\].*allowed \["):
+        env.reset(seed=0, options={"bogus": 1})
 
 
 def test_registration_is_idempotent():

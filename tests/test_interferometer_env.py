@@ -97,7 +97,7 @@ def test_truncation_at_episode_length_and_step_after_end_raises():
         steps += 1
         assert not terminated
     assert steps == 128
-    with pytest.raises(RuntimeError, match="call reset"):
+    with pytest.raises(gym.error.ResetNeeded, match="call reset"):
         env.step(np.zeros(1))
 
 

@@ -14,8 +14,8 @@ from astrogym.envs.adaptive_optics.atmosphere import Atmosphere
 from astrogym.envs.adaptive_optics.config import AOConfig
 from astrogym.envs.adaptive_optics.optics import build_system
 from astrogym.envs.adaptive_optics.wfs import DiffractiveSH, GeometricSH
+from astrogym.envs.common.base import AstrogymEnv
 
-_RESET_OPTIONS = ("r0_m", "wind_speeds_mps", "wind_directions_deg")
 _PSF_PADDING = 4  # focal-plane pixels per lambda/D
 # Reconstructed measurements saturate here (in action units), far beyond any loop that is closed,
 # so the observation space is bounded.
@@ -24,7 +24,7 @@ _MEASUREMENT_CLIP = 100.0
 _ZERO_POINT_PHOTONS = 1.7e10
 
 
-class AdaptiveOpticsEnv(gym.Env):
+class AdaptiveOpticsEnv(AstrogymEnv):
     """Closed-loop single-conjugate adaptive optics on an 8 m telescope.
 
     ## Description
@@ -57,31 +57,36 @@ class AdaptiveOpticsEnv(gym.Env):
     A fresh atmosphere drawn from the env's RNG, a flat DM, and the open-loop measurement.
 
     ## Episode End
-    Never terminated (the loop cannot leave a state); truncated after ``episode_frames``.
+    Never terminated (the loop cannot leave a state); truncated after ``episode_frames``. Calling
+    ``step`` after that, or before the first ``reset``, raises ``gymnasium.error.ResetNeeded``
+    (:class:`~astrogym.envs.common.base.AstrogymEnv`'s rule, the same in every astrogym env);
+    :attr:`needs_reset` says whether it would.
 
     ## Arguments
     ``gym.make("astrogym/AdaptiveOptics-v0", render_mode=None, config=None, **kwargs)``: keyword
     arguments are fields of :class:`AOConfig` (``astrogym list --config``). ``reset`` options
-    may set this episode's ``r0_m``, ``wind_speeds_mps`` or ``wind_directions_deg``.
+    (``RESET_OPTIONS``) may set this episode's ``r0_m``, ``wind_speeds_mps`` or
+    ``wind_directions_deg``; another key raises ``ValueError``, options that are not a dict ``TypeError``.
 
     ``info`` each step: ``strehl`` (Marechal, exp(-sigma^2)), ``residual_rad2``; on frames where
     the PSF is computed (``psf_every``), ``strehl_psf``; at the end of an episode, with
     ``psf_every > 0``, ``long_exposure_strehl`` and ``raw_contrast`` (perfect coronagraph,
     mean over 3-10 lambda/D of the long exposure).
 
-    ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase.
+    ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase. Any other
+    mode (``"human"`` included) raises ``ValueError`` naming the allowed ones.
 
     ## Version History
     * v0: initial release.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    config_class = AOConfig
+    RESET_OPTIONS = ("r0_m", "wind_speeds_mps", "wind_directions_deg")
 
     def __init__(self, render_mode: str | None = None, config: AOConfig | dict | None = None, **kwargs: Any):
-        self.config = cfg = AOConfig.from_kwargs(config, **kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r}; allowed None or {self.metadata['render_modes']}")
-        self.render_mode = render_mode
+        super().__init__(render_mode, config, **kwargs)
+        cfg = self.config
         self.system = system = build_system(cfg)
         n_act, h = cfg.n_actuators, cfg.history
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_act, n_act), dtype=np.float32)
@@ -112,7 +117,6 @@ class AdaptiveOpticsEnv(gym.Env):
         self._command = np.zeros((n_act, n_act))
         self._episode: dict[str, Any] = {}
         self._frame = 0
-        self._done = True
         self._atmosphere: Atmosphere | None = None
         self._residual = np.zeros((cfg.pupil_pixels, cfg.pupil_pixels))
         self._long_psf = None
@@ -153,14 +157,9 @@ class AdaptiveOpticsEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         cfg = self.config
-        options = options or {}
-        if not isinstance(options, dict):
-            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-        unknown = sorted(set(options) - set(_RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; allowed {list(_RESET_OPTIONS)}")
+        options = self._reset_options(options)
         episode_cfg = cfg.replace(**options) if options else cfg
-        self._episode = {k: getattr(episode_cfg, k) for k in _RESET_OPTIONS}
+        self._episode = {k: getattr(episode_cfg, k) for k in self.RESET_OPTIONS}
         self._atmosphere = Atmosphere(cfg.pupil_pixels, cfg.pixel_scale_m, episode_cfg.r0_m, cfg.outer_scale_m,
                                       cfg.layer_weights, episode_cfg.wind_speeds_mps,
                                       episode_cfg.wind_directions_deg, self.np_random)
@@ -170,15 +169,15 @@ class AdaptiveOpticsEnv(gym.Env):
         variance = self._update_residual()
         self._measure()
         self._frame = 0
-        self._done = False
+        self._start_episode()
         self.reset_long_exposure()
         info = dict(self._episode)
         info.update(strehl=metrics.marechal_strehl(variance), residual_rad2=variance)
         return self._obs.copy(), info
 
     def step(self, action):
-        if self._done:
-            raise RuntimeError("the episode is over (or reset was never called); call reset() first")
+        if self._needs_reset:
+            raise self._reset_needed("step()")
         cfg = self.config
         a = np.asarray(action)
         if a.shape != self.action_space.shape:
@@ -210,7 +209,7 @@ class AdaptiveOpticsEnv(gym.Env):
             info["strehl_psf"] = self._accumulate_psf()
         truncated = self._frame >= cfg.episode_frames
         if truncated:
-            self._done = True
+            self._end_episode()
             if self._n_psf:
                 info["long_exposure_strehl"] = metrics.strehl_from_psf(self._long_psf / self._n_psf)
                 info["raw_contrast"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING)

@@ -1,1 +1,2 @@
-"""Machinery every astrogym domain shares: config validation, RNG kernels, linear systems, rendering."""
+"""Machinery every astrogym domain shares: the env base class (:mod:`base`), config validation, RNG kernels,
+linear systems, rendering."""

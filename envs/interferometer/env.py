@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import scipy.signal
 
+from astrogym.envs.common.base import AstrogymEnv
 from astrogym.envs.common.linear import normalized_sos
 from astrogym.envs.common.rng import seed_state
 from astrogym.envs.interferometer import kernels
@@ -19,8 +20,6 @@ from astrogym.envs.interferometer.plant import (
     mode_stiffness,
     stationary_covariance,
 )
-
-_RESET_OPTIONS = ("arm_power_w", "seismic_scale", "unstable_pole_hz")
 
 
 @functools.lru_cache(maxsize=64)
@@ -49,7 +48,7 @@ def reward_filters(config: InterferometerConfig) -> tuple[np.ndarray, np.ndarray
     return normalized_sos(lp), normalized_sos(bp), normalized_sos(hp)
 
 
-class InterferometerLockEnv(gym.Env):
+class InterferometerLockEnv(AstrogymEnv):
     """Angular control of a radiation-pressure-coupled arm-cavity pitch mode (LIGO ASC).
 
     ## Description
@@ -108,7 +107,9 @@ class InterferometerLockEnv(gym.Env):
     * terminated: ``|pitch| > pitch_limit_rad`` (the beam left the sensors' linear range);
     * truncated: after ``episode_length_s`` seconds.
 
-    Calling ``step`` after either, without ``reset``, raises ``RuntimeError``.
+    Calling ``step`` after either, or before the first ``reset``, raises
+    ``gymnasium.error.ResetNeeded`` (:class:`~astrogym.envs.common.base.AstrogymEnv`'s rule, the
+    same in every astrogym env); :attr:`needs_reset` says whether it would.
 
     ## Arguments
     ``gym.make("astrogym/InterferometerLock-v0", render_mode=None, config=None, **kwargs)``:
@@ -117,27 +118,29 @@ class InterferometerLockEnv(gym.Env):
     randomisation: ``arm_power_range_w`` (uniform), ``seismic_scale_range`` (log-uniform),
     ``unstable_pole_range_hz`` (soft mode, uniform).
 
-    ``reset(seed=None, options=None)``: ``options`` may fix this episode's ``arm_power_w``,
-    ``seismic_scale`` or (soft mode) ``unstable_pole_hz``, overriding the randomisation.
+    ``reset(seed=None, options=None)``: ``options`` (``RESET_OPTIONS``) may fix this episode's
+    ``arm_power_w``, ``seismic_scale`` or (soft mode) ``unstable_pole_hz``, overriding the
+    randomisation; another key raises ``ValueError``, options that are not a dict ``TypeError``.
 
     ``step`` returns ``info`` with ``pitch_rad`` (true pitch), ``control_nm`` (applied torque),
     ``score_pitch``, ``score_band``, ``score_high``. ``reset`` returns this episode's
     ``arm_power_w``, ``seismic_scale``, ``stiffness_nm_per_rad`` and ``unstable_pole_hz``.
 
-    ``render_mode="rgb_array"``: the history window (pitch reading and torque) as an image.
+    ``render_mode="rgb_array"``: the history window (pitch reading and torque) as an image. Any
+    other mode (``"human"`` included) raises ``ValueError`` naming the allowed ones.
 
     ## Version History
     * v0: initial release.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    config_class = InterferometerConfig
+    RESET_OPTIONS = ("arm_power_w", "seismic_scale", "unstable_pole_hz")
 
     def __init__(self, render_mode: str | None = None, config: InterferometerConfig | dict | None = None,
                  **kwargs: Any):
-        self.config = cfg = InterferometerConfig.from_kwargs(config, **kwargs).resolved()
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r}; allowed None or {self.metadata['render_modes']}")
-        self.render_mode = render_mode
+        super().__init__(render_mode, config, **kwargs)
+        cfg = self.config
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         clip = cfg.pitch_limit_rad / cfg.obs_pitch_scale_rad
         low = np.empty((2, cfg.history_length), dtype=np.float32)
@@ -169,15 +172,14 @@ class InterferometerLockEnv(gym.Env):
         self._x = np.zeros(0)
         self._steps = 0
         self._max_steps = cfg.episode_steps
-        self._done = True
         self._episode: dict[str, Any] = {}
+
+    def _build_config(self, config, kwargs) -> InterferometerConfig:
+        return super()._build_config(config, kwargs).resolved()
 
     # -- episode parameters ------------------------------------------------------------------------
     def _draw_episode(self, options: dict) -> dict[str, Any]:
         cfg, rng = self.config, self.np_random
-        unknown = sorted(set(options) - set(_RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; allowed {list(_RESET_OPTIONS)}")
         power = cfg.arm_power_w
         if cfg.arm_power_range_w is not None:
             power = float(rng.uniform(*cfg.arm_power_range_w))
@@ -189,7 +191,7 @@ class InterferometerLockEnv(gym.Env):
         if cfg.unstable_pole_range_hz is not None:
             pole = float(rng.uniform(*cfg.unstable_pole_range_hz))
         # Options override the draw; they are validated by the same config rules.
-        overrides = {k: options[k] for k in _RESET_OPTIONS if k in options}
+        overrides = {k: options[k] for k in self.RESET_OPTIONS if k in options}
         if overrides:
             checked = cfg.replace(**overrides)
             power = checked.arm_power_w if "arm_power_w" in overrides else power
@@ -201,10 +203,9 @@ class InterferometerLockEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if options is not None and not isinstance(options, dict):
-            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+        options = self._reset_options(options)
         cfg = self.config
-        self._episode = episode = self._draw_episode(options or {})
+        self._episode = episode = self._draw_episode(options)
         self._loop, factor = _cached_loop(cfg.suspension, episode["stiffness_nm_per_rad"], cfg.seismic_coupling,
                                           cfg.sample_rate_hz)
         self._p[kernels.P_SEISMIC_SCALE] = episode["seismic_scale"]
@@ -224,13 +225,12 @@ class InterferometerLockEnv(gym.Env):
                              self._sos_lp, self._zi[0], self._sos_bp, self._zi[1], self._sos_hp, self._zi[2],
                              self._ema, self._hist, np.zeros((n, 1)), np.empty(n), np.empty(n), np.empty(n))
         self._steps = 0
-        self._done = False
+        self._start_episode()
         return self._hist.copy(), dict(episode)
 
     def step(self, action):
-        if self._done:
-            raise RuntimeError("the episode is over (terminated or truncated, or reset was never called); "
-                               "call reset() first")
+        if self._needs_reset:
+            raise self._reset_needed("step()")
         a = action
         if type(a) is not np.ndarray or a.dtype.kind != "f":
             a = np.asarray(a, dtype=np.float64)
@@ -251,7 +251,8 @@ class InterferometerLockEnv(gym.Env):
                              f"(make the env with action_out_of_range='clip' to clip instead)")
         self._steps += 1
         truncated = self._steps >= self._max_steps
-        self._done = terminated or truncated
+        if terminated or truncated:
+            self._end_episode()
         info = {"pitch_rad": pitch, "control_nm": torque, "score_pitch": s_pitch, "score_band": s_band,
                 "score_high": s_high}
         return self._hist.copy(), reward, terminated, truncated, info

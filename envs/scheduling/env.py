@@ -6,10 +6,10 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from astrogym.envs.common.base import AstrogymEnv
 from astrogym.envs.scheduling import kernels as K
 from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.catalogue import Catalogue, load_catalogue, random_catalogue
@@ -71,7 +71,7 @@ class _Night:
     edge_done: np.ndarray  # which rows of edge_features are computed
 
 
-class TelescopeSchedulingEnv(gym.Env):
+class TelescopeSchedulingEnv(AstrogymEnv):
     """Choose the next target for a telescope through one or more nights.
 
     ## Description
@@ -122,7 +122,11 @@ class TelescopeSchedulingEnv(gym.Env):
     no visits done.
 
     ## Episode End
-    Terminated at morning twilight of the last night. Never truncated.
+    Terminated at morning twilight of the last night. Never truncated. Calling ``step`` after that,
+    or before the first ``reset``, raises ``gymnasium.error.ResetNeeded``
+    (:class:`~astrogym.envs.common.base.AstrogymEnv`'s rule, the same in every astrogym env);
+    :attr:`needs_reset` says whether it would. :meth:`action_masks` before the first ``reset``
+    raises it too.
 
     ## Info
     ``time_s`` (since the first evening), ``night``, ``completed_visits``,
@@ -139,20 +143,24 @@ class TelescopeSchedulingEnv(gym.Env):
     --config``); ``catalogue`` a :class:`Catalogue` instead of the random or file one;
     ``weather_model`` any object with ``sample_night(rng, times_s, site) -> WeatherTrack``.
 
+    ``render_mode="rgb_array"``: the sky and the night's timeline (:mod:`plots`). Any other mode
+    (``"human"`` included) raises ``ValueError`` naming the allowed ones.
+
     ## Reset Options
-    ``{"date": "YYYY-MM-DD"}`` starts on that date; ``{"catalogue": Catalogue}`` swaps the targets
-    (at most ``max_targets``); ``{"weather": [WeatherTrack, ...]}`` (one per night, on the night
-    tables' grid) replaces the drawn weather (offline optimum, replays).
+    ``RESET_OPTIONS``: ``{"date": "YYYY-MM-DD"}`` starts on that date; ``{"catalogue": Catalogue}``
+    swaps the targets (at most ``max_targets``); ``{"weather": [WeatherTrack, ...]}`` (one per
+    night, on the night tables' grid) replaces the drawn weather (offline optimum, replays).
+    Another key raises ``ValueError``, options that are not a dict ``TypeError``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    config_class = SchedulingConfig
+    RESET_OPTIONS = ("date", "catalogue", "weather")
 
     def __init__(self, render_mode: str | None = None, config: SchedulingConfig | dict | None = None,
                  catalogue: Catalogue | None = None, weather_model: WeatherModel | None = None, **kwargs: Any):
-        self.config = cfg = SchedulingConfig.from_kwargs(config, **kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; allowed {self.metadata['render_modes']}")
-        self.render_mode = render_mode
+        super().__init__(render_mode, config, **kwargs)
+        cfg = self.config
         self.site: Site = get_site(cfg.site)
         self.telescope: Telescope = get_telescope(cfg.telescope)
         if catalogue is None:
@@ -260,10 +268,7 @@ class TelescopeSchedulingEnv(gym.Env):
     # -- Gymnasium API ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"date", "catalogue", "weather"})
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; allowed: 'date', 'catalogue', 'weather'")
+        options = self._reset_options(options)
         if "catalogue" in options:
             if not isinstance(options["catalogue"], Catalogue):
                 raise TypeError("reset option 'catalogue' must be a Catalogue")
@@ -296,7 +301,7 @@ class TelescopeSchedulingEnv(gym.Env):
         self._tonight = np.zeros(n, np.uint8)
         self._st = np.zeros(K.S_COLS)
         self.log = []
-        self._terminated = False
+        self._start_episode()
         self._start_night(0)
         self._observe()
         return self._obs(), self._info(False)
@@ -355,14 +360,12 @@ class TelescopeSchedulingEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Allowed actions now (bool, length ``max_targets + 1``; the last is 'wait'), as sb3-contrib expects."""
         if self._st is None:
-            raise gym.error.ResetNeeded("call reset() before action_masks()")
+            raise self._reset_needed("action_masks()")
         return self._mask.copy()
 
     def step(self, action):
-        if self._st is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
-        if self._terminated:
-            raise gym.error.ResetNeeded("the episode has ended; call reset()")
+        if self._needs_reset:
+            raise self._reset_needed("step()")
         a = self._check_action(action)
         n = len(self.catalogue)
         invalid = False
@@ -383,7 +386,8 @@ class TelescopeSchedulingEnv(gym.Env):
                 self._start_night(self._night_index + 1)
             else:
                 terminated = True
-        self._terminated = terminated
+        if terminated:
+            self._end_episode()
         self._observe()
         return self._obs(), float(reward), terminated, False, self._info(invalid)
 
