@@ -323,7 +323,7 @@ class AstroplanScheduler:
         if from_now and self.visit_rounds:
             # the env measures a visit's gap from the previous visit's end (episode seconds); a visit in
             # progress (SNR^2 > 0) has no gap to keep
-            ep_end = np.asarray(getattr(env, "_last_end", np.full(len(env.catalogue), -np.inf)), float)
+            ep_end = np.asarray(env.last_visit_end_s, float)
             night = env.nights[night0]
             last_end_mjd = np.where((ep_end > -1e17) & (np.asarray(state["snr2"]) == 0.0),
                                     night.table.mjd_start + (ep_end - night.offset_s) / 86400.0, -np.inf)

@@ -142,8 +142,8 @@ def _slew_bounds(times, alt, az, lst, ra_app, dec_app, par):
     for s in range(times.shape[0]):
         t = times[s]
         for j in range(-1, n):
-            pos[j + 1, 0], pos[j + 1, 1], pos[j + 1, 2], pos[j + 1, 3] = K._pointing(j, t, alt, az, lst, ra_app,
-                                                                                   dec_app, par)
+            pos[j + 1, 0], pos[j + 1, 1], pos[j + 1, 2], pos[j + 1, 3] = K.pointing(j, t, alt, az, lst, ra_app,
+                                                                                  dec_app, par)
         for i in range(n):
             m = 0.0
             for j in range(-1, n):
@@ -311,7 +311,7 @@ class OfflineOptimum(Policy):
 
         night = u.nights[0]
         table, vis, weather = night.table, night.vis, night.weather
-        cat, targ, par = u.catalogue, u._targ, u._par
+        cat, targ, par = u.catalogue, u.target_table, u.kernel_parameters
         grid_s, length = float(u.config.grid_s), float(table.length_s)
         dt, w = self.slot_s, self.wait_slack_s
         readout, filter_s = float(par[P_READOUT]), float(par[P_FILTER])
@@ -503,7 +503,7 @@ class OfflineOptimum(Policy):
             self.objective = self.greedy_objective
 
     def _plan_from(self, u, blocks, chosen) -> list[PlannedExposure]:
-        exp, readout = u.catalogue.exposure_s, float(u._par[P_READOUT])
+        exp, readout = u.catalogue.exposure_s, float(u.kernel_parameters[P_READOUT])
         out = []
         for bi, b in enumerate(sorted(chosen, key=lambda b: blocks[b].start_s)):
             blk = blocks[b]
@@ -689,7 +689,7 @@ def upper_bound_lp(env, bound_slot_s: float | None = None) -> float:
         raise ValueError("reset the env before computing the bound")
     night = u.nights[0]
     table, vis, weather = night.table, night.vis, night.weather
-    cat, par = u.catalogue, u._par
+    cat, par = u.catalogue, u.kernel_parameters
     grid_s, length = float(u.config.grid_s), float(table.length_s)
     db = grid_s if bound_slot_s is None else float(bound_slot_s)
     if not np.isfinite(db) or db <= 0:

@@ -44,10 +44,10 @@ class ScipyReferenceLoop:
         base = env.unwrapped
         cfg = base.config
         fs = cfg.sample_rate_hz
-        stiffness = base._episode["stiffness_nm_per_rad"]
+        stiffness = base.episode_parameters["stiffness_nm_per_rad"]
         self.plant = self._zoh_sos(plant_tf(cfg.suspension, stiffness), fs)
         self.seismic = self._zoh_sos(seismic_tf(), fs)
-        self.filters = [base._sos_lp, base._sos_bp, base._sos_hp]
+        self.filters = list(base.reward_filter_sections)
         self.states = [np.zeros((s.shape[0], 2)) for s in [self.plant, self.seismic, *self.filters]]
         self.coupling = cfg.seismic_coupling
         self.torque_limit = cfg.torque_limit_nm
@@ -118,11 +118,8 @@ def bench_interferometer(steps: int = 200_000, repeats: int = 5, reference_steps
     base = env.unwrapped
 
     def run_kernel(n):
-        loop = base._loop
         out = np.empty(n)
-        return kernels.lock_rollout(base._x, loop.ad, loop.bd, loop.c, base._rng_state, base._p, base._sos_lp,
-                                    base._zi[0], base._sos_bp, base._zi[1], base._sos_hp, base._zi[2], base._ema,
-                                    base._hist, actions[:n].astype(np.float64), out, out, out)
+        return kernels.lock_rollout(*base.kernel_arguments(), actions[:n].astype(np.float64), out, out, out)
 
     reference = ScipyReferenceLoop(env, seed)
 

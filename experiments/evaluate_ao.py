@@ -63,7 +63,7 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
     result = {"row": row}
     if out_dir is not None:
         psf = env.unwrapped.long_exposure_psf()
-        science = env.unwrapped._residual * cfg.science_scale
+        science = env.unwrapped.science_residual_phase_rad
         name = env_id.split("/")[1].lower() + ("" if controller == "integrator" else f"_{controller}")
         result["plot"] = metrics.plot_psf_and_phase(
             psf, science, env.unwrapped.system.pupil, env.unwrapped.psf_padding, Path(out_dir) / f"{name}_psf.png",

@@ -93,15 +93,15 @@ def test_interaction_matrix_is_the_slopes_of_the_dm_surface():
 
 def test_calibration_is_cached_on_disk_and_survives_a_corrupt_file(tmp_path, monkeypatch):
     monkeypatch.setenv("ASTROGYM_CACHE_DIR", str(tmp_path))
-    optics._system_for_key.cache_clear()
+    optics.clear_memory_cache()
     cfg = AOConfig(n_subapertures=6)
     first = optics.build_system(cfg)
     (path,) = (tmp_path / "ao").glob("system-*.npz")
     path.write_bytes(b"not an npz")
-    optics._system_for_key.cache_clear()
+    optics.clear_memory_cache()
     again = optics.build_system(cfg)
     np.testing.assert_array_equal(first.reconstructor, again.reconstructor)
-    optics._system_for_key.cache_clear()
+    optics.clear_memory_cache()
 
 
 # -- PSF and Strehl ------------------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ def test_replan_from_now_keeps_gap_after_observed_visit(env):
         obs, _, done, _, _ = env.step(action)
         assert not done
     night = u_env.nights[u_env.state["night"]]
-    visit_end_s = float(u_env._last_end[target] - night.offset_s)
+    visit_end_s = float(u_env.last_visit_end_s[target] - night.offset_s)
     sched.replan(from_now=True)
     (second,) = [b for b in sched.plan if b.target == target]
     assert second.visit == 1

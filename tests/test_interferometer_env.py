@@ -66,10 +66,11 @@ def test_observation_layout_and_history():
 def test_bad_actions_raise_and_change_nothing(action, match):
     env = gym.make(ID, disable_env_checker=True).unwrapped
     env.reset(seed=0)
-    before = (env._x.copy(), env._hist.copy(), env._rng_state.copy(), env._steps)
+    args = env.kernel_arguments()
+    before = (args.x.copy(), args.hist.copy(), args.rng.copy(), env.elapsed_steps)
     with pytest.raises(ValueError, match=match):
         env.step(action)
-    after = (env._x, env._hist, env._rng_state, env._steps)
+    after = (args.x, args.hist, args.rng, env.elapsed_steps)
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
 

@@ -34,9 +34,7 @@ def _rollout_kernel(env, actions):
     """Run the env's own kernel over ``actions``; returns (pitch, torque) arrays."""
     n = len(actions)
     pitch, torque, reward = np.empty(n), np.empty(n), np.empty(n)
-    loop = env._loop
-    done = kernels.lock_rollout(env._x, loop.ad, loop.bd, loop.c, env._rng_state, env._p, env._sos_lp, env._zi[0],
-                                env._sos_bp, env._zi[1], env._sos_hp, env._zi[2], env._ema, env._hist,
+    done = kernels.lock_rollout(*env.kernel_arguments(),
                                 np.ascontiguousarray(actions, dtype=np.float64).reshape(n, 1), pitch, torque, reward)
     assert done == n
     return pitch, torque
@@ -201,10 +199,11 @@ def _numpy_reference_step(state, action, w, n):
     env, x, zis, ema, hist = state
     cfg = env.config
     torque = float(action) * cfg.torque_limit_nm
-    x[:] = env._loop.ad @ x + env._loop.bd @ np.array([torque, w * env._p[kernels.P_SEISMIC_SCALE]])
-    pitch = float(env._loop.c @ x)
+    loop, p = env.discrete_loop, env.kernel_arguments().p
+    x[:] = loop.ad @ x + loop.bd @ np.array([torque, w * p[kernels.P_SEISMIC_SCALE]])
+    pitch = float(loop.c @ x)
     signals = []
-    for sos, zi, v in zip((env._sos_lp, env._sos_bp, env._sos_hp), zis, (pitch, torque, torque)):
+    for sos, zi, v in zip(env.reward_filter_sections, zis, (pitch, torque, torque)):
         y, zi[:] = scipy.signal.sosfilt(sos, [v], zi=zi)
         signals.append(y[0])
     tau = np.array([cfg.reward_pitch_time_constant_s] + [cfg.reward_control_time_constant_s] * 2)
@@ -225,8 +224,10 @@ def _numpy_reference_step(state, action, w, n):
 def test_kernel_equals_numpy_reference_step_by_step(kw):
     env = _env(**kw)
     env.reset(seed=21)
-    ref_state = (env, env._x.copy(), [z.copy() for z in env._zi], env._ema.copy(), env._hist.astype(np.float64))
-    rng_copy = env._rng_state.copy()
+    args = env.kernel_arguments()
+    ref_state = (env, args.x.copy(), [z.copy() for z in (args.zi_lp, args.zi_bp, args.zi_hp)], args.ema.copy(),
+                 args.hist.astype(np.float64))
+    rng_copy = args.rng.copy()
     actions = np.random.default_rng(1).uniform(-0.2, 0.2, 500).astype(np.float32).astype(np.float64)
     for a in actions:
         w, n = normal_pair(rng_copy)  # the same draws the kernel makes

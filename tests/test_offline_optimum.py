@@ -68,7 +68,7 @@ def test_plan_is_feasible(solved):
     in order and min_gap apart, before dawn."""
     env, pol, *_ = solved
     u = env.unwrapped
-    night, cat, par = u.nights[0], u.catalogue, u._par
+    night, cat, par = u.nights[0], u.catalogue, u.kernel_parameters
     t = night.table
     w, readout, grid = pol.wait_slack_s, float(par[P_READOUT]), u.config.grid_s
     plan = pol.plan
@@ -81,7 +81,7 @@ def test_plan_is_feasible(solved):
             assert a.target == b.target and b.start_s == pytest.approx(ready)
         else:
             overhead = K.overhead_time(a.target, b.target, ready, t.alt, t.az, t.lst_deg, t.ra_app, t.dec_app,
-                                       u._targ, par, int(cat.filter[a.target]))
+                                       u.target_table, par, int(cat.filter[a.target]))
             assert b.start_s >= ready + overhead - 1e-6
             if cat.filter[a.target] != cat.filter[b.target]:
                 assert b.start_s - ready >= par[P_FILTER] - 1e-6

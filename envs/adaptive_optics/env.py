@@ -76,6 +76,13 @@ class AdaptiveOpticsEnv(AstrogymEnv):
     ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase. Any other
     mode (``"human"`` included) raises ``ValueError`` naming the allowed ones.
 
+    ## Accessors
+    Read-only, for evaluation and diagnostics (nothing outside this package reads the env's
+    private attributes): :attr:`residual_phase_rad` (pupil grid, 500 nm),
+    :attr:`science_residual_phase_rad` (science wavelength), :attr:`episode_parameters`,
+    :meth:`long_exposure_psf` and :attr:`psf_padding` (with :meth:`reset_long_exposure`),
+    :attr:`system` (pupil, influence functions, reconstructor) and :attr:`needs_reset`.
+
     ## Version History
     * v0: initial release.
     """
@@ -231,8 +238,23 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         """Focal-plane pixels per lambda/D of the PSFs."""
         return _PSF_PADDING
 
+    @property
+    def residual_phase_rad(self) -> np.ndarray:
+        """A copy of the residual phase (atmosphere minus DM) on the pupil grid, rad at 500 nm (0 outside)."""
+        return self._residual.copy()
+
+    @property
+    def science_residual_phase_rad(self) -> np.ndarray:
+        """The residual phase at the science wavelength, rad (a new array): what the reward and PSFs see."""
+        return self._residual * self.config.science_scale
+
+    @property
+    def episode_parameters(self) -> dict[str, Any]:
+        """This episode's ``r0_m``, ``wind_speeds_mps`` and ``wind_directions_deg`` (a copy; reset options win)."""
+        return dict(self._episode)
+
     def _accumulate_psf(self) -> float:
-        science = self._residual * self.config.science_scale
+        science = self.science_residual_phase_rad
         image = metrics.psf(science, self._pupil, _PSF_PADDING)
         coro = metrics.psf(science, self._pupil, _PSF_PADDING, coronagraph=True)
         if self._long_psf is None:
@@ -248,7 +270,7 @@ class AdaptiveOpticsEnv(AstrogymEnv):
             return None
         from astrogym.envs.common.rendering import figure_to_rgb
 
-        science = self._residual * self.config.science_scale
+        science = self.science_residual_phase_rad
         image = metrics.psf(science, self._pupil, 2)
         fig = metrics.plot_psf_and_phase(image, science, self._pupil, 2,
                                          title=f"frame {self._frame}, Strehl {metrics.strehl_from_psf(image):.2f}")

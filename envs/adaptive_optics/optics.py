@@ -162,3 +162,8 @@ def build_system(cfg: AOConfig) -> AOSystem:
     key = _cache_key(cfg)
     geometry = AOConfig(**{name: getattr(cfg, name) for name in _GEOMETRY_FIELDS})
     return _system_for_key(key, geometry)
+
+
+def clear_memory_cache() -> None:
+    """Forget the systems built in this process (the disk cache stays); for tests of the disk cache."""
+    _system_for_key.cache_clear()

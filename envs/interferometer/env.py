@@ -129,6 +129,14 @@ class InterferometerLockEnv(AstrogymEnv):
     ``render_mode="rgb_array"``: the history window (pitch reading and torque) as an image. Any
     other mode (``"human"`` included) raises ``ValueError`` naming the allowed ones.
 
+    ## Accessors
+    Read-only, for benchmarks, tests and diagnostics (nothing outside this package reads the
+    env's private attributes): :attr:`episode_parameters` (this episode's draw),
+    :attr:`discrete_loop` (its :class:`~astrogym.envs.interferometer.plant.DiscreteLoop`),
+    :attr:`reward_filter_sections` (the three filters' second-order sections),
+    :attr:`elapsed_steps`, :attr:`needs_reset`, and :meth:`kernel_arguments` (the live state
+    arrays in the compiled kernels' order, a :class:`~astrogym.envs.interferometer.kernels.LockKernelArguments`).
+
     ## Version History
     * v0: initial release.
     """
@@ -221,9 +229,7 @@ class InterferometerLockEnv(AstrogymEnv):
         self._ema[:] = (pitch0 * pitch0, 0.0, 0.0)
         # Fill the observation window with the open loop's own readings.
         n = cfg.history_length
-        kernels.lock_rollout(self._x, self._loop.ad, self._loop.bd, self._loop.c, self._rng_state, self._p,
-                             self._sos_lp, self._zi[0], self._sos_bp, self._zi[1], self._sos_hp, self._zi[2],
-                             self._ema, self._hist, np.zeros((n, 1)), np.empty(n), np.empty(n), np.empty(n))
+        kernels.lock_rollout(*self.kernel_arguments(), np.zeros((n, 1)), np.empty(n), np.empty(n), np.empty(n))
         self._steps = 0
         self._start_episode()
         return self._hist.copy(), dict(episode)
@@ -239,6 +245,7 @@ class InterferometerLockEnv(AstrogymEnv):
                 a = a.reshape(1)
             else:
                 raise ValueError(f"action must have shape (1,) (one normalised torque), got shape {a.shape}")
+        # the arguments of kernel_arguments(), looked up directly: this is the hot path
         loop = self._loop
         zi = self._zi
         code, reward, pitch, torque, s_pitch, s_band, s_high, terminated = kernels.lock_step(
@@ -256,6 +263,45 @@ class InterferometerLockEnv(AstrogymEnv):
         info = {"pitch_rad": pitch, "control_nm": torque, "score_pitch": s_pitch, "score_band": s_band,
                 "score_high": s_high}
         return self._hist.copy(), reward, terminated, truncated, info
+
+    # -- accessors (benchmarks, tests, diagnostics) --------------------------------------------------
+    @property
+    def episode_parameters(self) -> dict[str, Any]:
+        """This episode's drawn parameters (a copy of what ``reset`` returned as ``info``)."""
+        return dict(self._episode)
+
+    @property
+    def discrete_loop(self) -> DiscreteLoop | None:
+        """This episode's discretised plant and seismic path (``None`` before the first ``reset``)."""
+        return self._loop
+
+    @property
+    def reward_filter_sections(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Second-order sections of the reward filters: pitch low-pass, control band-pass, control high-pass."""
+        return self._sos_lp, self._sos_bp, self._sos_hp
+
+    @property
+    def elapsed_steps(self) -> int:
+        """Steps taken in this episode (the window-filling open loop of ``reset`` not counted)."""
+        return self._steps
+
+    def kernel_arguments(self) -> kernels.LockKernelArguments:
+        """The env's own state and parameter arrays, in the order the compiled kernels take them.
+
+        ``kernels.lock_rollout(*env.kernel_arguments(), actions, pitch_out, torque_out, reward_out)``
+        steps this env's plant, filters, RNG and observation window in place (benchmarks, and tests
+        that check the kernel against a reference). The arrays are live, not copies, and stay the
+        env's until the next ``reset``; the step counter and the episode end are not updated.
+
+        Raises
+        ------
+        gymnasium.error.ResetNeeded: before the first ``reset``.
+        """
+        if self._loop is None:
+            raise self._reset_needed("kernel_arguments()")
+        loop, zi = self._loop, self._zi
+        return kernels.LockKernelArguments(self._x, loop.ad, loop.bd, loop.c, self._rng_state, self._p, self._sos_lp,
+                                           zi[0], self._sos_bp, zi[1], self._sos_hp, zi[2], self._ema, self._hist)
 
     # -- rendering ---------------------------------------------------------------------------------
     def render(self):

@@ -13,6 +13,8 @@ control high-pass), and whether out-of-range actions are clipped.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -32,6 +34,37 @@ P_HALF_SHARPNESS_CONTROL = 9
 P_INV_SPEC2 = 10  # three entries: pitch, band, high
 P_CLIP_ACTIONS = 13
 N_PARAMS = 14
+
+
+class LockKernelArguments(NamedTuple):
+    """The state and parameter arrays :func:`lock_step` and :func:`lock_rollout` take first, in order.
+
+    ``lock_rollout(*args, actions, pitch_out, torque_out, reward_out)`` steps them in place, and
+    ``lock_step(*args, action)`` one sample (the env's ``kernel_arguments()`` returns its own).
+
+    Attributes
+    ----------
+    x: plant and seismic-filter state. ad, bd, c: the discrete loop (:class:`plant.DiscreteLoop`).
+    rng: the four RNG words. p: parameter vector (``P_*`` indices).
+    sos_lp, zi_lp, sos_bp, zi_bp, sos_hp, zi_hp: the reward filters' sections and their states.
+    ema: running mean squares of the three filtered signals. hist: the observation window.
+    """
+
+    x: np.ndarray
+    ad: np.ndarray
+    bd: np.ndarray
+    c: np.ndarray
+    rng: np.ndarray
+    p: np.ndarray
+    sos_lp: np.ndarray
+    zi_lp: np.ndarray
+    sos_bp: np.ndarray
+    zi_bp: np.ndarray
+    sos_hp: np.ndarray
+    zi_hp: np.ndarray
+    ema: np.ndarray
+    hist: np.ndarray
+
 
 OK = 0
 ERR_NOT_FINITE = 1

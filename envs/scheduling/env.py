@@ -146,6 +146,14 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     ``render_mode="rgb_array"``: the sky and the night's timeline (:mod:`plots`). Any other mode
     (``"human"`` included) raises ``ValueError`` naming the allowed ones.
 
+    ## Accessors
+    Read-only, for baselines, tests and plots (nothing outside this package reads the env's private
+    attributes): :attr:`nights` (tables, weather, masks), :attr:`state` (time, night, pointing,
+    filter, visits, SNR^2), :attr:`visits_done`, :attr:`last_visit_end_s`, :meth:`overhead_s`,
+    :meth:`action_masks`, :attr:`target_table` and :attr:`kernel_parameters` (copies of the
+    kernels' catalogue columns and tonight's parameters), :attr:`log` (one
+    ``(night, target, decision time, start, end, snr)`` per exposure), :attr:`needs_reset`.
+
     ## Reset Options
     ``RESET_OPTIONS``: ``{"date": "YYYY-MM-DD"}`` starts on that date; ``{"catalogue": Catalogue}``
     swaps the targets (at most ``max_targets``); ``{"weather": [WeatherTrack, ...]}`` (one per
@@ -359,8 +367,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions now (bool, length ``max_targets + 1``; the last is 'wait'), as sb3-contrib expects."""
-        if self._st is None:
-            raise self._reset_needed("action_masks()")
+        self._require_reset("action_masks()")
         return self._mask.copy()
 
     def step(self, action):
@@ -471,6 +478,37 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         st = self._st
         return {"time_s": float(st[K.S_T]), "night": self._night_index, "pointing": int(st[K.S_POINT]),
                 "filter": FILTERS[int(st[K.S_FILTER])], "visits": self._visits.copy(), "snr2": self._snr2.copy()}
+
+    @property
+    def target_table(self) -> np.ndarray:
+        """A copy of the catalogue as the kernels read it: (N, ``kernels.T_COLS``) float64, columns ``kernels.T_*``
+        (magnitude, priority, SNR request, exposure, visits, gap, filter, Cm, extinction, wavelength)."""
+        return self._targ.copy()
+
+    @property
+    def kernel_parameters(self) -> np.ndarray:
+        """A copy of tonight's parameter vector of the kernels: the telescope's (``Telescope.params``, indices
+        ``telescope.P_*``) then ``kernels.PAR_*`` (system FWHM, wait, bonus, total weight, grid, night length,
+        park position)."""
+        self._require_reset("kernel_parameters")
+        return self._par.copy()
+
+    @property
+    def visits_done(self) -> np.ndarray:
+        """(N,) int64 completed visits per target (a copy)."""
+        self._require_reset("visits_done")
+        return self._visits.copy()
+
+    @property
+    def last_visit_end_s(self) -> np.ndarray:
+        """(N,) float64 end of each target's last completed visit, in seconds since the episode's first evening
+        twilight (the clock the minimum gap between visits runs on); ``-1e18`` where none was completed."""
+        self._require_reset("last_visit_end_s")
+        return self._last_end.copy()
+
+    def _require_reset(self, name: str) -> None:
+        if self._st is None:
+            raise self._reset_needed(name)
 
     def overhead_s(self, target: int) -> float:
         """Overhead (slew or filter change) to start ``target`` now."""

@@ -91,7 +91,7 @@ def _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par):
 
 
 @njit(cache=True, inline="always")
-def _pointing(n, t, alt, az, lst, ra_app, dec_app, par):
+def pointing(n, t, alt, az, lst, ra_app, dec_app, par):
     """(az, alt, ha, dec) of target n at time t, or the park position for n < 0 (start of a night: on the
     meridian at the parameters' altitude, azimuth and declination)."""
     if n < 0:
@@ -112,8 +112,8 @@ def _with_filter_change(slew, filter_from, filter_to, par):
 def overhead_time(src, dst, t, alt, az, lst, ra_app, dec_app, targ, par, current_filter):
     """Seconds before an exposure of ``dst`` can start when pointing at ``src`` at time t: the slew, or the
     filter change if ``dst`` needs another filter and that takes longer (they run in parallel)."""
-    z0, a0, h0, d0 = _pointing(src, t, alt, az, lst, ra_app, dec_app, par)
-    z1, a1, h1, d1 = _pointing(dst, t, alt, az, lst, ra_app, dec_app, par)
+    z0, a0, h0, d0 = pointing(src, t, alt, az, lst, ra_app, dec_app, par)
+    z1, a1, h1, d1 = pointing(dst, t, alt, az, lst, ra_app, dec_app, par)
     return _with_filter_change(slew_time(z0, a0, h0, d0, z1, a1, h1, d1, par), current_filter,
                                int(targ[dst, T_FILT]), par)
 

@@ -14,25 +14,24 @@ def schedule_figure(env, figsize=(9.0, 4.0)):
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from astrogym.envs.scheduling import kernels as K
-
     fig = Figure(figsize=figsize, dpi=80)
-    night = env.nights[env.state["night"]]
-    table, st = night.table, env._st
-    k = min(int(st[K.S_T] / env.config.grid_s), table.times_s.size - 1)
+    state = env.state
+    night = env.nights[state["night"]]
+    table, now = night.table, state["time_s"]
+    k = min(int(now / env.config.grid_s), table.times_s.size - 1)
     n = len(env.catalogue)
     ax = fig.add_subplot(1, 2, 1, projection="polar")
     ax.set_theta_zero_location("N")
     ax.set_theta_direction(-1)
     alt, az = table.alt[k], table.az[k]
     up = alt > 0
-    done = env._visits >= env.catalogue.n_visits
+    done = state["visits"] >= env.catalogue.n_visits
     valid = env.action_masks()[:n]
     colours = np.where(done, "tab:green", np.where(valid, "tab:blue", "0.7"))
     ax.scatter(np.radians(az[up]), 90 - alt[up], s=8 + 4 * env.catalogue.priority[up], c=colours[up])
     if table.moon_alt[k] > 0:
         ax.scatter([np.radians(table.moon_az[k])], [90 - table.moon_alt[k]], s=120, c="gold", edgecolors="k")
-    p = int(st[K.S_POINT])
+    p = state["pointing"]
     if p >= 0:
         ax.scatter([np.radians(az[p])], [90 - alt[p]], marker="*", s=200, c="tab:red")
     ax.set_ylim(0, 90)
@@ -47,16 +46,16 @@ def schedule_figure(env, figsize=(9.0, 4.0)):
     cmap = matplotlib.colormaps["viridis"]
     pmax = float(env.catalogue.priority.max())
     for night_index, target, _t0, start, end, _snr in env.log:
-        if night_index != env.state["night"]:
+        if night_index != state["night"]:
             continue
         ks = np.clip([int(start // env.config.grid_s), int(end // env.config.grid_s)], 0, table.times_s.size - 1)
         ax2.plot(np.array([start, end]) / 3600.0, table.alt[ks, target], lw=3,
                  color=cmap(env.catalogue.priority[target] / pmax))
-    ax2.axvline(st[K.S_T] / 3600.0, color="tab:red", lw=1)
+    ax2.axvline(now / 3600.0, color="tab:red", lw=1)
     ax2.set_xlim(0, table.length_s / 3600.0)
     ax2.set_ylim(0, 90)
     ax2.set_xlabel("hours since evening twilight")
     ax2.set_ylabel("altitude of exposures (deg)")
-    ax2.set_title(f"night {env.state['night'] + 1}: {len(env.log)} exposures", fontsize=9)
+    ax2.set_title(f"night {state['night'] + 1}: {len(env.log)} exposures", fontsize=9)
     fig.tight_layout()
     return fig
