@@ -697,10 +697,10 @@ def etc_exposures_per_visit(env: Any, max_exposures: int = 20) -> np.ndarray:
         t = night.table
         alt = np.clip(t.alt.astype(float), 0.5, 90.0)
         x = 1.0 / np.sin(np.radians(alt))
-        fw = photometry.fwhm_eff(seeing, x, photometry.WAVELENGTH_NM[f][None, :], tel.system_fwhm_arcsec)
-        m5 = photometry.m5_depth(cm[None, :], t.sky_mag, fw, np.asarray(cat.exposure_s)[None, :], x,
-                                 photometry.EXTINCTION[f][None, :], 0.0)
-        snr2 = photometry.snr_from_m5(np.asarray(cat.mag)[None, :], m5) ** 2
+        snr2 = photometry.point_source_snr(np.asarray(cat.mag)[None, :], cm[None, :], t.sky_mag, seeing, x,
+                                           photometry.WAVELENGTH_NM[f][None, :], tel.system_fwhm_arcsec,
+                                           np.asarray(cat.exposure_s)[None, :], photometry.EXTINCTION[f][None, :],
+                                           0.0) ** 2
         for i in range(len(cat)):
             samples[i].append(snr2[night.vis[:, i], i])
     out = np.ones(len(cat), np.int64)

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from astrogym.agents.base import Policy
-
-# Columns of the scheduling env's node features (astrogym.envs.scheduling.env.NODE_FEATURES).
-_PRIORITY, _SNR_LEFT, _OVERHEAD, _EXPOSURE, _PROGRESS, _VALID = 5, 7, 11, 12, 13, 14
+from astrogym.envs.scheduling.features import (
+    N_NODE_FEATURES,
+    NF_EXPOSURE,
+    NF_OVERHEAD,
+    NF_PRIORITY,
+    NF_PROGRESS,
+    NF_SNR_LEFT,
+    NF_VALID,
+    OVERHEAD_SCALE_S,
+)
 
 
 class GreedyScheduler(Policy):
@@ -15,7 +22,8 @@ class GreedyScheduler(Policy):
 
     Score = ``priority / (overhead + n_needed * (exposure + readout))``: the value of completing the
     target's current visit over the time it takes from now. ``n_needed`` comes from the exposure time
-    calculator in the current conditions: the env's node feature ``expected_progress_now`` is the
+    calculator in the current conditions: the env's node feature ``expected_progress_now`` (column
+    ``NF_PROGRESS`` of :mod:`astrogym.envs.scheduling.features`, where every column read here is named) is the
     fraction of the visit's requested SNR^2 one exposure started now would add (airmass, sky,
     seeing and clouds included), so ``n_needed = ceil(SNR^2 left / that)``; bad conditions, high
     airmass or a bright Moon make a target cost more exposures. Overhead is the slew or filter
@@ -52,24 +60,25 @@ class GreedyScheduler(Policy):
         return cls(un.wait_action, readout_s=un.telescope.readout_s, **kwargs)
 
     def scores(self, nodes: np.ndarray) -> np.ndarray:
-        """Score per target (``-inf`` where not allowed); ``nodes`` is (..., max_targets, 16)."""
-        gain = nodes[..., _PROGRESS]
-        left = nodes[..., _SNR_LEFT]
+        """Score per target (``-inf`` where not allowed); ``nodes`` is (..., max_targets, ``N_NODE_FEATURES``)."""
+        gain = nodes[..., NF_PROGRESS]
+        left = nodes[..., NF_SNR_LEFT]
         with np.errstate(divide="ignore", invalid="ignore"):
             needed = np.ceil(np.where(gain > 0, left / np.maximum(gain, 1e-12) - 1e-9, np.inf))
-        seconds = 300.0 * nodes[..., _OVERHEAD] + needed * (300.0 * nodes[..., _EXPOSURE] + self.readout_s)
-        allowed = (nodes[..., _VALID] > 0.5) & (gain > 0.0) & (needed <= self.max_exposures)
+        seconds = (OVERHEAD_SCALE_S * nodes[..., NF_OVERHEAD]
+                   + needed * (OVERHEAD_SCALE_S * nodes[..., NF_EXPOSURE] + self.readout_s))
+        allowed = (nodes[..., NF_VALID] > 0.5) & (gain > 0.0) & (needed <= self.max_exposures)
         with np.errstate(divide="ignore", invalid="ignore"):
-            score = nodes[..., _PRIORITY] / np.maximum(seconds, 1.0)
+            score = nodes[..., NF_PRIORITY] / np.maximum(seconds, 1.0)
         return np.where(allowed, score, -np.inf)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
         if not isinstance(observation, dict) or "nodes" not in observation:
             raise TypeError("GreedyScheduler needs the scheduling env's Dict observation (with 'nodes')")
         nodes = np.asarray(observation["nodes"], dtype=np.float64)
-        if nodes.ndim not in (2, 3) or nodes.shape[-1] != 16:
-            raise ValueError(f"observation['nodes'] must be (max_targets, 16) or (n_envs, max_targets, 16), got "
-                             f"{nodes.shape}")
+        if nodes.ndim not in (2, 3) or nodes.shape[-1] != N_NODE_FEATURES:
+            raise ValueError(f"observation['nodes'] must be (max_targets, {N_NODE_FEATURES}) or (n_envs, max_targets, "
+                             f"{N_NODE_FEATURES}), got {nodes.shape}")
         if nodes.shape[-2] != self.wait_action:
             raise ValueError(f"observation has {nodes.shape[-2]} target slots but wait_action={self.wait_action}")
         score = self.scores(nodes)

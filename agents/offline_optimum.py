@@ -724,9 +724,9 @@ def upper_bound_lp(env, bound_slot_s: float | None = None) -> float:
             seeing = float(weather.seeing_arcsec[sl].min())
             tau = float(weather.cloud_tau[sl].min())
             x = 1.0 / math.sin(math.radians(max(alt, 0.5)))
-            fw = photometry.fwhm_eff(seeing, x, wl[i], u.telescope.system_fwhm_arcsec)
-            m5 = photometry.m5_depth(cm[i], mu, fw, exp[i], x, ext[i], tau)
-            q = float(photometry.snr_from_m5(cat.mag[i], m5)) ** 2 / float(cat.snr[i]) ** 2
+            snr = photometry.point_source_snr(cat.mag[i], cm[i], mu, seeing, x, wl[i], u.telescope.system_fwhm_arcsec,
+                                              exp[i], ext[i], tau)
+            q = float(snr) ** 2 / float(cat.snr[i]) ** 2
             if q > 0:
                 cols_i.append(i)
                 cols_s.append(s)

@@ -46,6 +46,15 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
 )
 
 
+def ids_for(entry_point: str) -> tuple[str, ...]:
+    """The registered ids of one env class (its ``"module:Class"`` entry point), in ``ENV_SPECS`` order.
+
+    The AO presets share one class: ``ids_for("astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv")``
+    is ``("astrogym/AdaptiveOptics-v0", "astrogym/AdaptiveOpticsSmall-v0")``.
+    """
+    return tuple(spec.id for spec in ENV_SPECS if spec.entry_point == entry_point)
+
+
 def register_envs() -> None:
     """Register every astrogym id with Gymnasium; calling it again changes nothing."""
     for spec in ENV_SPECS:

@@ -28,8 +28,12 @@ import scipy.ndimage
 
 import astrogym  # noqa: F401
 from astrogym.agents import LeakyIntegrator
+from astrogym.envs.adaptive_optics.config import PRESETS as _PRESET_KWARGS
+from astrogym.envs.adaptive_optics.config import AOConfig
 
-PRESETS = {"small": 20, "standard": 40}
+# subapertures across the pupil per preset, smallest first (from the registered ids in astrogym.envs.ENV_SPECS)
+PRESETS = dict(sorted(((name, AOConfig.from_kwargs(**kwargs).n_subapertures) for name, kwargs in
+                       _PRESET_KWARGS.items()), key=lambda item: item[1]))
 
 
 def astrogym_frames_per_s(n_sub: int, wfs: str, frames: int, repeats: int = 3) -> float:
@@ -154,7 +158,7 @@ def hcipy_frames_per_s(n_sub: int, frames: int, repeats: int = 3) -> float | Non
 
 
 def bench_adaptive_optics(frames: int = 300, hcipy_frames: int = 20, repeats: int = 3,
-                          presets=("small", "standard")) -> list[dict]:
+                          presets=tuple(PRESETS)) -> list[dict]:
     rows = []
     for name in presets:  # ours first: HCIPy's BLAS threads keep spinning a while after it runs
         n_sub = PRESETS[name]

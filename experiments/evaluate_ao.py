@@ -11,8 +11,9 @@ from tqdm import tqdm
 import astrogym  # noqa: F401
 from astrogym.agents import LeakyIntegrator, LinearPredictiveController, tune_integrator_gain
 from astrogym.envs.adaptive_optics import metrics, theory
+from astrogym.envs.adaptive_optics.config import PRESET_IDS
 
-AO_IDS = ("astrogym/AdaptiveOptics-v0", "astrogym/AdaptiveOpticsSmall-v0")
+AO_IDS = tuple(PRESET_IDS.values())  # the registered AO ids (astrogym.envs.ENV_SPECS)
 
 
 def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: float | None = None,

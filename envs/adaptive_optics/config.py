@@ -11,14 +11,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from astrogym.envs import ENV_SPECS
 from astrogym.envs.common.config import EnvConfig, param
 
 REFERENCE_WAVELENGTH_UM = 0.5
 
-PRESETS = {
-    "standard": {"n_subapertures": 40},
-    "small": {"n_subapertures": 20},
-}
+ENTRY_POINT = "astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv"
+
+
+def _preset_name(env_id: str) -> str:
+    """``astrogym/AdaptiveOpticsSmall-v0`` -> ``small``; the plain ``AdaptiveOptics-v0`` is ``standard``."""
+    name = env_id.split("/")[-1].rsplit("-v", 1)[0].removeprefix("AdaptiveOptics")
+    return name.lower() or "standard"
+
+
+# The presets are the registered AO ids (astrogym.envs.ENV_SPECS, the one place they are declared):
+# name -> id, and name -> the keyword arguments the id adds to AOConfig's defaults.
+_SPECS = [spec for spec in ENV_SPECS if spec.entry_point == ENTRY_POINT]
+PRESET_IDS = {_preset_name(spec.id): spec.id for spec in _SPECS}
+PRESETS = {_preset_name(spec.id): dict(spec.kwargs) for spec in _SPECS}
 
 
 @dataclass(frozen=True)

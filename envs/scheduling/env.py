@@ -11,35 +11,32 @@ from gymnasium import spaces
 
 from astrogym.envs.common.base import AstrogymEnv
 from astrogym.envs.scheduling import kernels as K
+from astrogym.envs.scheduling import features as F
 from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.catalogue import Catalogue, load_catalogue, random_catalogue
 from astrogym.envs.scheduling.config import SchedulingConfig
+from astrogym.envs.scheduling.features import (  # noqa: F401  (the observation's layout, re-exported)
+    EDGE_FEATURES,
+    EDGE_HIGH,
+    EDGE_LOW,
+    GLOBAL_FEATURES,
+    GLOBAL_HIGH,
+    GLOBAL_LOW,
+    N_GLOBAL_FEATURES,
+    NODE_FEATURES,
+    NODE_HIGH,
+    NODE_LOW,
+)
 from astrogym.envs.scheduling.graph import build_edges, max_edges
 from astrogym.envs.scheduling.night import NightTable, night_table
 from astrogym.envs.scheduling.sites import Site, get_site
 from astrogym.envs.scheduling.telescope import FILTERS, Telescope, get_telescope
 from astrogym.envs.scheduling.weather import ClearWeather, StochasticWeather, WeatherModel, WeatherTrack
 
-N_GLOBAL_FEATURES = 16
 # Edge features (overheads between targets) drift slowly with the sky's rotation: they are evaluated
 # at 10-minute marks (the latest mark at or before now) and kept for the night, so repeated
 # episodes on the same night reuse them.
 EDGE_GRID_S = 600.0
-NODE_FEATURES = ("alt_now/90", "airmass_now", "alt_1h/90", "airmass_1h", "hours_visible_left", "priority",
-                 "visits_left_fraction", "snr_left_fraction", "(mag-20)/5", "moon_sep/180", "observed_tonight",
-                 "overhead_from_current/300s", "exposure/300s", "expected_progress_now", "valid_now",
-                 "needs_filter_change")
-EDGE_FEATURES = ("overhead_src_to_dst/300s", "separation/180")
-# Bounds of each feature (the observation space): angles/90 in [-1, 1], airmass in [1, 5] (0 in padding
-# rows, which are all zeros), overheads and exposures in units of 5 min, flags and fractions in [0, 1].
-NODE_LOW = np.array([-1, 0, -1, 0, 0, 0, 0, 0, -5, 0, 0, 0, 0, 0, 0, 0], np.float32)
-NODE_HIGH = np.array([1, 5, 1, 5, 24, 100, 1, 1, 2, 1, 1, 100, 12, 1, 1, 1], np.float32)
-EDGE_LOW, EDGE_HIGH = np.array([0, 0], np.float32), np.array([100, 1], np.float32)
-GLOBAL_LOW = np.array([0, 0, 0, 0] + [0] * 9 + [-1, 0, -1], np.float32)
-GLOBAL_HIGH = np.array([1, 2, 1, 50] + [1] * 9 + [1, 1, 1], np.float32)
-GLOBAL_FEATURES = ("night_fraction_elapsed", "hours_left/12", "night_index/n_nights", "seeing/2arcsec",
-                   "clear", "thin", "thick", *[f"filter_{f}" for f in FILTERS], "moon_alt/90", "moon_illumination",
-                   "sun_alt/90")
 
 
 def visibility_mask(table: NightTable, catalogue: Catalogue, cfg: SchedulingConfig) -> np.ndarray:
@@ -93,8 +90,9 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     a wait with ``info["invalid_action"] = True`` (``invalid_action="raise"`` raises instead).
 
     ## Observation Space
-    A ``Dict`` of padded arrays describing the targets as a graph (feature names in
-    ``NODE_FEATURES``, ``EDGE_FEATURES``, ``GLOBAL_FEATURES``; :func:`astrogym.agents.graph.to_pyg_batch`
+    A ``Dict`` of padded arrays describing the targets as a graph (feature names ``NODE_FEATURES``,
+    ``EDGE_FEATURES``, ``GLOBAL_FEATURES`` and column indices ``NF_*``, ``EF_*``, ``GF_*`` in
+    :mod:`astrogym.envs.scheduling.features`; :func:`astrogym.agents.scheduling.graph.to_pyg_batch`
     turns a batch into ``torch_geometric`` data):
 
     * ``nodes`` (max_targets, 16) float32, per target: altitude and airmass now and in one hour,
@@ -199,8 +197,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
             "node_mask": spaces.MultiBinary(n),
             "edge_mask": spaces.MultiBinary(e),
         })
-        self._nodes = np.zeros((n, K.N_NODE_FEATURES), np.float32)
-        self._edges = np.zeros((e, K.N_EDGE_FEATURES), np.float32)
+        self._nodes = np.zeros((n, F.N_NODE_FEATURES), np.float32)
+        self._edges = np.zeros((e, F.N_EDGE_FEATURES), np.float32)
         self._mask = np.zeros(n + 1, np.bool_)
         self._edge_caches: dict = {}
         self._set_catalogue(catalogue)
@@ -267,7 +265,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
             rows = int(np.ceil(table.length_s / EDGE_GRID_S)) + 1
             # the table and catalogue ride along so that their ids cannot be reused while the entry lives
             self._edge_caches[key] = (table, self.catalogue,
-                                      np.zeros((rows, self._edge_src.size, K.N_EDGE_FEATURES), np.float32),
+                                      np.zeros((rows, self._edge_src.size, F.N_EDGE_FEATURES), np.float32),
                                       np.zeros(rows, np.bool_))
             while len(self._edge_caches) > 32:  # bounded: a date range would otherwise grow it forever
                 self._edge_caches.pop(next(iter(self._edge_caches)))
@@ -432,15 +430,15 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         length = self._par[K.PAR_NIGHT_LEN]
         k = min(int(st[K.S_T] / self.config.grid_s + 0.5), night.table.times_s.size - 1)
         g = np.zeros(N_GLOBAL_FEATURES, np.float32)
-        g[0] = st[K.S_T] / length
-        g[1] = min((length - st[K.S_T]) / 3600.0 / 12.0, 2.0)
-        g[2] = self._night_index / len(self._nights)
-        g[3] = min(night.weather.seeing_arcsec[k] / 2.0, 50.0)
-        g[4 + int(night.weather.cloud_state[k])] = 1.0
-        g[7 + int(st[K.S_FILTER])] = 1.0
-        g[13] = night.table.moon_alt[k] / 90.0
-        g[14] = 0.5 * (1.0 + np.cos(np.radians(night.table.moon_phase_angle[k])))
-        g[15] = night.table.sun_alt[k] / 90.0
+        g[F.GF_NIGHT_ELAPSED] = st[K.S_T] / length
+        g[F.GF_HOURS_LEFT] = min((length - st[K.S_T]) / 3600.0 / 12.0, 2.0)
+        g[F.GF_NIGHT_INDEX] = self._night_index / len(self._nights)
+        g[F.GF_SEEING] = min(night.weather.seeing_arcsec[k] / 2.0, 50.0)
+        g[F.GF_CLOUD + int(night.weather.cloud_state[k])] = 1.0
+        g[F.GF_FILTER + int(st[K.S_FILTER])] = 1.0
+        g[F.GF_MOON_ALT] = night.table.moon_alt[k] / 90.0
+        g[F.GF_MOON_ILLUMINATION] = 0.5 * (1.0 + np.cos(np.radians(night.table.moon_phase_angle[k])))
+        g[F.GF_SUN_ALT] = night.table.sun_alt[k] / 90.0
         return g
 
     def _info(self, invalid: bool) -> dict:

@@ -15,7 +15,29 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from astrogym.envs.scheduling.photometry import fwhm_eff_nb, m5_depth_nb
+from astrogym.envs.scheduling.features import (
+    EF_OVERHEAD,
+    EF_SEPARATION,
+    MAX_AIRMASS_FEATURE,
+    NF_AIRMASS,
+    NF_AIRMASS_1H,
+    NF_ALT,
+    NF_ALT_1H,
+    NF_EXPOSURE,
+    NF_FILTER_CHANGE,
+    NF_HOURS_VISIBLE,
+    NF_MAG,
+    NF_MOON_SEP,
+    NF_OBSERVED,
+    NF_OVERHEAD,
+    NF_PRIORITY,
+    NF_PROGRESS,
+    NF_SNR_LEFT,
+    NF_VALID,
+    NF_VISITS_LEFT,
+    OVERHEAD_SCALE_S,
+)
+from astrogym.envs.scheduling.photometry import point_source_snr_nb
 from astrogym.envs.scheduling.telescope import P_EQUATORIAL, P_FILTER, P_READOUT, slew_time
 
 # Small helpers are inlined: a call of a compiled function with array arguments costs reference-count
@@ -26,10 +48,7 @@ T_MAG, T_PRIO, T_SNR, T_EXP, T_NVIS, T_GAP, T_FILT, T_CM, T_EXT, T_WL, T_COLS = 
 N_TEL = 9
 (S_T, S_OFFSET, S_POINT, S_FILTER, S_EXPOSURE, S_OVERHEAD, S_READOUT, S_WAIT, S_FILTER_CHANGES, S_N_EXP,
  S_AIRMASS_SUM, S_VISITS_DONE, S_REWARD, S_COMPLETED_PW, S_OVERHEAD_LAST, S_SNR_LAST, S_COLS) = range(17)
-N_NODE_FEATURES = 16
-N_EDGE_FEATURES = 2
-OVERHEAD_SCALE_S = 300.0  # overheads in the observation are in units of 5 min
-MAX_AIRMASS_FEATURE = 5.0
+# the observation's columns (NF_* nodes, EF_* edges) and their counts: astrogym.envs.scheduling.features
 
 # result codes of step_kernel
 R_OBSERVED, R_WAITED, R_NIGHT_OVER = 0, 1, 2
@@ -164,9 +183,9 @@ def exposure_snr(n, t_mid, alt, sky, seeing, cloud_tau, targ, par):
     x = airmass_of(a)
     mu = _lerp(sky, k, w, n)
     kw = k + 1 if (w >= 0.5 and k + 1 < seeing.shape[0]) else k  # weather: nearest grid point
-    fw = fwhm_eff_nb(seeing[kw], x, targ[n, T_WL], par[PAR_SYS_FWHM])
-    m5 = m5_depth_nb(targ[n, T_CM], mu, fw, targ[n, T_EXP], x, targ[n, T_EXT], cloud_tau[kw])
-    return 5.0 * 10.0 ** (-0.4 * (targ[n, T_MAG] - m5)), x
+    snr = point_source_snr_nb(targ[n, T_MAG], targ[n, T_CM], mu, seeing[kw], x, targ[n, T_WL], par[PAR_SYS_FWHM],
+                              targ[n, T_EXP], targ[n, T_EXT], cloud_tau[kw])
+    return snr, x
 
 
 @njit(cache=True, inline="always")
@@ -248,7 +267,7 @@ def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, clo
 @njit(cache=True)
 def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing, cloud_tau, targ, par, st,
                    visits, snr2, last_end, tonight, nodes, mask):
-    """Fill node features and the action mask for the current state (layout: the env docstring)."""
+    """Fill node features (columns ``NF_*`` of :mod:`features`) and the action mask for the current state."""
     n_targets = targ.shape[0]
     t = st[S_T]
     grid_s = par[PAR_GRID]
@@ -276,22 +295,23 @@ def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_s
         if ok:  # expected progress of one exposure started now, in the current conditions (0 if not allowed)
             snr, _ = exposure_snr(n, t, alt, sky, seeing, cloud_tau, targ, par)
             progress = min(1.0, (snr2[n] + snr * snr) / req2) - min(1.0, snr2[n] / req2)
-        nodes[n, 0] = a / 90.0
-        nodes[n, 1] = min(x, MAX_AIRMASS_FEATURE) if a > 0.0 else MAX_AIRMASS_FEATURE
-        nodes[n, 2] = a_hour / 90.0
-        nodes[n, 3] = (min(airmass_of(a_hour), MAX_AIRMASS_FEATURE) if a_hour > 0.0 else MAX_AIRMASS_FEATURE)
-        nodes[n, 4] = min(vis_left[k, n] / 3600.0, 24.0)
-        nodes[n, 5] = targ[n, T_PRIO]
-        nodes[n, 6] = (targ[n, T_NVIS] - visits[n]) / targ[n, T_NVIS]
-        nodes[n, 7] = 0.0 if done else 1.0 - min(1.0, snr2[n] / req2)
-        nodes[n, 8] = min(max((targ[n, T_MAG] - 20.0) / 5.0, -5.0), 2.0)
-        nodes[n, 9] = _lerp(moon_sep, k, w, n) / 180.0
-        nodes[n, 10] = tonight[n]
-        nodes[n, 11] = min(overhead / OVERHEAD_SCALE_S, 100.0)
-        nodes[n, 12] = min(targ[n, T_EXP] / OVERHEAD_SCALE_S, 12.0)
-        nodes[n, 13] = progress
-        nodes[n, 14] = 1.0 if ok else 0.0
-        nodes[n, 15] = 1.0 if int(targ[n, T_FILT]) != current_filter else 0.0
+        nodes[n, NF_ALT] = a / 90.0
+        nodes[n, NF_AIRMASS] = min(x, MAX_AIRMASS_FEATURE) if a > 0.0 else MAX_AIRMASS_FEATURE
+        nodes[n, NF_ALT_1H] = a_hour / 90.0
+        nodes[n, NF_AIRMASS_1H] = (min(airmass_of(a_hour), MAX_AIRMASS_FEATURE) if a_hour > 0.0
+                                   else MAX_AIRMASS_FEATURE)
+        nodes[n, NF_HOURS_VISIBLE] = min(vis_left[k, n] / 3600.0, 24.0)
+        nodes[n, NF_PRIORITY] = targ[n, T_PRIO]
+        nodes[n, NF_VISITS_LEFT] = (targ[n, T_NVIS] - visits[n]) / targ[n, T_NVIS]
+        nodes[n, NF_SNR_LEFT] = 0.0 if done else 1.0 - min(1.0, snr2[n] / req2)
+        nodes[n, NF_MAG] = min(max((targ[n, T_MAG] - 20.0) / 5.0, -5.0), 2.0)
+        nodes[n, NF_MOON_SEP] = _lerp(moon_sep, k, w, n) / 180.0
+        nodes[n, NF_OBSERVED] = tonight[n]
+        nodes[n, NF_OVERHEAD] = min(overhead / OVERHEAD_SCALE_S, 100.0)
+        nodes[n, NF_EXPOSURE] = min(targ[n, T_EXP] / OVERHEAD_SCALE_S, 12.0)
+        nodes[n, NF_PROGRESS] = progress
+        nodes[n, NF_VALID] = 1.0 if ok else 0.0
+        nodes[n, NF_FILTER_CHANGE] = 1.0 if int(targ[n, T_FILT]) != current_filter else 0.0
     mask[n_targets] = True  # waiting is always allowed
     return any_valid
 
@@ -306,6 +326,6 @@ def edge_kernel(t, alt, az, lst, ra_app, dec_app, targ, par, edge_src, edge_dst,
         pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par)
     for e in range(edge_src.shape[0]):
         i, j = edge_src[e], edge_dst[e]
-        edges[e, 0] = min(_overhead_between(pos, i, j, par, int(targ[i, T_FILT]), int(targ[j, T_FILT]))
-                          / OVERHEAD_SCALE_S, 100.0)
-        edges[e, 1] = edge_sep[e] / 180.0
+        edges[e, EF_OVERHEAD] = min(_overhead_between(pos, i, j, par, int(targ[i, T_FILT]), int(targ[j, T_FILT]))
+                                    / OVERHEAD_SCALE_S, 100.0)
+        edges[e, EF_SEPARATION] = edge_sep[e] / 180.0

@@ -11,6 +11,10 @@ airmass^0.6 and (500 nm / lambda)^0.3, and FWHM_eff = 1.16 sqrt(sys^2 + 1.04 atm
 In the background-limited regime the SNR of a source of magnitude m is 5 * 10^(-0.4 (m - m5)),
 so SNR grows as sqrt(t) and SNRs of repeated exposures add in quadrature.
 
+:func:`point_source_snr` is the one exposure-SNR formula (seeing -> FWHM_eff -> m5 -> SNR) every
+caller uses: the env's compiled step through its twin :func:`point_source_snr_nb`, the astroplan
+baseline's exposure counts and the offline optimum's upper bound through the NumPy version.
+
 Sky brightness: the dark sky per filter brightened with airmass and by the Moon following
 Krisciunas & Schaefer (1991, PASP 103, 1033), computed in V and applied as the same flux ratio in
 every filter (a documented simplification: real moonlight is bluer than that).
@@ -62,23 +66,43 @@ def snr_from_m5(mag, m5):
     return 5.0 * 10.0 ** (-0.4 * (mag - m5))
 
 
+def point_source_snr(mag, cm, mu_sky, seeing_500_arcsec, airmass, wavelength_nm, system_fwhm_arcsec, exposure_s,
+                     extinction, cloud_tau):
+    """SNR of one exposure of a point source in the given conditions (NumPy; broadcasts).
+
+    :func:`fwhm_eff` of the seeing at this airmass and wavelength, :func:`m5_depth` of the exposure,
+    :func:`snr_from_m5` of the magnitude. The compiled twin is :func:`point_source_snr_nb`.
+    """
+    fwhm = fwhm_eff(seeing_500_arcsec, airmass, wavelength_nm, system_fwhm_arcsec)
+    return snr_from_m5(mag, m5_depth(cm, mu_sky, fwhm, exposure_s, airmass, extinction, cloud_tau))
+
+
 def exposure_for_snr(snr, mag, cm, mu_sky, fwhm, airmass, extinction, cloud_tau=0.0):
     """Exposure (s) that reaches ``snr`` under the given conditions (inverts the two functions above)."""
     snr30 = snr_from_m5(mag, m5_depth(cm, mu_sky, fwhm, 30.0, airmass, extinction, cloud_tau))
     return 30.0 * (np.asarray(snr) / snr30) ** 2
 
 
-@njit(cache=True)
-def m5_depth_nb(cm, mu_sky, fwhm, exposure_s, airmass, extinction, cloud_tau):
-    return (cm + 0.5 * (mu_sky - 21.0) + 2.5 * np.log10(0.7 / fwhm) + 1.25 * np.log10(exposure_s / 30.0)
-            - extinction * (airmass - 1.0) - 1.1 * cloud_tau)
+# Compiled twins for the kernels: the same source compiled by numba (scalars only).
+m5_depth_nb = njit(cache=True)(m5_depth)
+snr_from_m5_nb = njit(cache=True, inline="always")(snr_from_m5)
 
 
 @njit(cache=True)
 def fwhm_eff_nb(seeing_500_arcsec, airmass, wavelength_nm, system_fwhm_arcsec):
+    """:func:`fwhm_eff` compiled; it squares as ``1.04 * atm * atm`` (the NumPy one as ``1.04 * atm ** 2``), which
+    the env's trajectories were generated with, so the two may differ in the last bit."""
     atm = seeing_500_arcsec * airmass ** 0.6 * (500.0 / wavelength_nm) ** 0.3
     sys_ = system_fwhm_arcsec * airmass ** 0.6
     return 1.16 * np.sqrt(sys_ * sys_ + 1.04 * atm * atm)
+
+
+@njit(cache=True, inline="always")
+def point_source_snr_nb(mag, cm, mu_sky, seeing_500_arcsec, airmass, wavelength_nm, system_fwhm_arcsec, exposure_s,
+                        extinction, cloud_tau):
+    """:func:`point_source_snr` for the compiled kernels (scalars)."""
+    fwhm = fwhm_eff_nb(seeing_500_arcsec, airmass, wavelength_nm, system_fwhm_arcsec)
+    return snr_from_m5_nb(mag, m5_depth_nb(cm, mu_sky, fwhm, exposure_s, airmass, extinction, cloud_tau))
 
 
 def _ks_airmass(zenith_rad):
