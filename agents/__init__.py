@@ -1,16 +1,25 @@
 """Policies behind one interface: ``predict(obs, state=None, episode_start=None, deterministic=True)``.
 
 Classical baselines live here beside the learned policies so that evaluation code treats
-them alike. The scheduling baselines that need heavier libraries are imported from their modules:
-``astrogym.agents.astroplan_scheduler.AstroplanScheduler`` (astroplan) and
-``astrogym.agents.offline_optimum.OfflineOptimum`` (OR-Tools CP-SAT, HiGHS).
+them alike, grouped by domain the way :mod:`astrogym.envs` is:
+
+* :mod:`astrogym.agents.base`: :class:`Policy`, :class:`ZeroPolicy`;
+* :mod:`astrogym.agents.interferometer`: :class:`LoopShapingController` (:mod:`~.interferometer.loop_shaping`);
+* :mod:`astrogym.agents.adaptive_optics`: :class:`LeakyIntegrator` and :func:`tune_integrator_gain`
+  (:mod:`~.adaptive_optics.integrator`), :class:`LinearPredictiveController` (:mod:`~.adaptive_optics.predictive`);
+* :mod:`astrogym.agents.scheduling`: :class:`GreedyScheduler` (:mod:`~.scheduling.greedy`),
+  ``RandomValidScheduler`` (:mod:`~.scheduling.random`), ``to_pyg_batch`` (:mod:`~.scheduling.graph`), the plan
+  replayer (:mod:`~.scheduling.replay`), and two baselines that need heavier libraries and are imported from
+  their modules only: ``astrogym.agents.scheduling.astroplan.AstroplanScheduler`` (astroplan) and
+  ``astrogym.agents.scheduling.optimum.OfflineOptimum`` (OR-Tools CP-SAT, HiGHS).
+
+``import astrogym.agents`` imports neither astroplan nor OR-Tools.
 """
 
+from astrogym.agents.adaptive_optics import LeakyIntegrator, LinearPredictiveController, tune_integrator_gain
 from astrogym.agents.base import Policy, ZeroPolicy
-from astrogym.agents.greedy_scheduler import GreedyScheduler
-from astrogym.agents.integrator import LeakyIntegrator, tune_integrator_gain
-from astrogym.agents.loop_shaping import LoopShapingController, LoopShapingDesign
-from astrogym.agents.predictive import LinearPredictiveController
+from astrogym.agents.interferometer import LoopShapingController, LoopShapingDesign
+from astrogym.agents.scheduling import GreedyScheduler
 
 __all__ = ["Policy", "ZeroPolicy", "GreedyScheduler", "LeakyIntegrator", "tune_integrator_gain",
            "LinearPredictiveController", "LoopShapingController", "LoopShapingDesign"]

@@ -89,7 +89,7 @@ def greedy_decisions_per_s(env_kwargs: dict, seed: int = 0, repeats: int = 3) ->
 
 def astroplan_seconds_per_decision(env_kwargs: dict, seed: int = 0, kind: str = "sequential") -> dict:
     """astroplan's scheduler on the same night and targets: planning seconds per placed block."""
-    from astrogym.agents.astroplan_scheduler import astroplan_decision_time
+    from astrogym.agents.scheduling.astroplan import astroplan_decision_time
 
     return astroplan_decision_time(kind=kind, seed=seed, **env_kwargs)
 

@@ -6,7 +6,7 @@ with the night's weather known in advance (a CP-SAT time-indexed schedule, repla
 env); every policy's gap to it is ``(optimum - policy) / optimum`` in return, per night, then
 averaged. Its formulation is conservative (worst-case slews, whole slots), so a good heuristic can
 come close or edge past it; the second gap is to an LP upper bound that no policy can exceed on
-that night (``agents.offline_optimum.upper_bound_lp``: best conditions, no overheads).
+that night (``agents.scheduling.optimum.upper_bound_lp``: best conditions, no overheads).
 """
 
 from __future__ import annotations
@@ -21,21 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 import astrogym  # noqa: F401
-from astrogym.agents import GreedyScheduler
+from astrogym.agents.scheduling import GreedyScheduler, RandomValidScheduler
 
 ENV_ID = "astrogym/TelescopeScheduling-v0"
 METRICS = ("return", "priority_weighted_completion", "open_shutter_fraction", "mean_overhead_s", "mean_airmass",
            "completed_visits")
-
-
-class RandomValidScheduler:
-    """Uniform over the allowed actions (waiting included): the floor every scheduler must clear."""
-
-    def __init__(self, env, seed: int = 0):
-        self.env, self.rng = env, np.random.default_rng(seed)
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        return np.int64(self.rng.choice(np.flatnonzero(self.env.unwrapped.action_masks()))), state
 
 
 def _policy_makers(names: list[str], optimum_time_limit_s: float) -> dict[str, Callable]:
@@ -46,12 +36,12 @@ def _policy_makers(names: list[str], optimum_time_limit_s: float) -> dict[str, C
         elif name == "greedy":
             makers[name] = lambda env: GreedyScheduler.for_env(env)
         elif name in ("astroplan-priority", "astroplan-sequential"):
-            from astrogym.agents.astroplan_scheduler import AstroplanScheduler
+            from astrogym.agents.scheduling.astroplan import AstroplanScheduler
 
             kind = name.split("-")[1]
             makers[name] = lambda env, kind=kind: AstroplanScheduler(env, kind=kind)
         elif name == "optimum":
-            from astrogym.agents.offline_optimum import OfflineOptimum
+            from astrogym.agents.scheduling.optimum import OfflineOptimum
 
             makers[name] = lambda env: OfflineOptimum(env, time_limit_s=optimum_time_limit_s)
         else:

@@ -8,7 +8,7 @@ import pytest
 
 import astrogym  # noqa: F401
 from astrogym.agents import LeakyIntegrator, tune_integrator_gain
-from astrogym.agents.integrator import run_ao
+from astrogym.agents.adaptive_optics.integrator import run_ao
 from astrogym.envs.adaptive_optics import metrics, optics, theory
 from astrogym.envs.adaptive_optics.config import AOConfig
 

@@ -1,4 +1,4 @@
-"""astroplan baselines replayed through TelescopeScheduling-v0 (agents/astroplan_scheduler.py).
+"""astroplan baselines replayed through TelescopeScheduling-v0 (agents/scheduling/astroplan.py).
 
 astroplan is slow (minutes for 100 targets), so these tests use an 8-target hand-made catalogue
 placed near the evening meridian of the default night (Muztagh-ata, 2026-12-15) and, for the
@@ -15,7 +15,7 @@ pytest.importorskip("astroplan")
 import astrogym  # noqa: F401
 import astropy.units as u
 import gymnasium as gym
-from astrogym.agents.astroplan_scheduler import (
+from astrogym.agents.scheduling.astroplan import (
     AstroplanScheduler,
     PlannedBlock,
     astroplan_decision_time,

@@ -8,7 +8,7 @@ import astrogym  # noqa: F401
 import gymnasium as gym
 import numpy as np
 import pytest
-from astrogym.agents.offline_optimum import OfflineOptimum, plan_value, upper_bound_lp
+from astrogym.agents.scheduling.optimum import OfflineOptimum, plan_value, upper_bound_lp
 from astrogym.envs.scheduling import kernels as K
 from astrogym.envs.scheduling.catalogue import Catalogue
 from astrogym.envs.scheduling.telescope import FILTERS, P_FILTER, P_READOUT

@@ -175,7 +175,7 @@ def test_knn_and_full_edges():
 
 def test_pyg_batch_drops_padding_and_keeps_indices():
     pytest.importorskip("torch_geometric")
-    from astrogym.agents.graph import to_pyg_batch
+    from astrogym.agents.scheduling.graph import to_pyg_batch
 
     envs = gym.make_vec(ENV_ID, num_envs=2, n_targets=30, max_targets=36, weather="clear")
     obs, _ = envs.reset(seed=[0, 1])

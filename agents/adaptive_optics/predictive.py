@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from astrogym.agents.base import Policy
-from astrogym.agents.integrator import LeakyIntegrator
+from astrogym.agents.adaptive_optics.integrator import LeakyIntegrator
 from astrogym.envs.adaptive_optics.config import AOConfig
 
 

@@ -1,0 +1,18 @@
+"""Policies for ``astrogym/TelescopeScheduling-v0``.
+
+* :mod:`greedy`: :class:`GreedyScheduler`, priority per second needed to complete a visit now;
+* :mod:`random`: :class:`RandomValidScheduler`, a uniformly random allowed action;
+* :mod:`graph`: :func:`to_pyg_batch`, the graph observation as ``torch_geometric`` data (for GNN policies);
+* :mod:`astroplan`: ``AstroplanScheduler``, astroplan's schedulers planned once and replayed (imports
+  astroplan when planning);
+* :mod:`optimum`: ``OfflineOptimum``, a CP-SAT plan with the night's weather known, replayed, and the LP
+  upper bound on any policy's return (OR-Tools, HiGHS).
+
+This package imports neither astroplan nor OR-Tools: import those two from their modules.
+"""
+
+from astrogym.agents.scheduling.graph import to_pyg_batch
+from astrogym.agents.scheduling.greedy import GreedyScheduler
+from astrogym.agents.scheduling.random import RandomValidScheduler
+
+__all__ = ["GreedyScheduler", "RandomValidScheduler", "to_pyg_batch"]
