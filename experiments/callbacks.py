@@ -79,3 +79,30 @@ class SchedulingMetricsCallback(BaseCallback):
                 self.logger.record_mean("schedule/invalid_action_rate", counts[1] / max(counts[0], 1))
                 counts[0] = counts[1] = 0
         return True
+
+
+class AOMetricsCallback(BaseCallback):
+    """Log AdaptiveOptics metrics of every finished episode to the SB3 logger (TensorBoard).
+
+    Scalars, averaged over the episodes that ended since the last dump: ``ao/strehl`` (mean
+    Marechal Strehl at the science wavelength over the episode) and ``ao/residual_rad2`` (mean
+    residual phase variance), both after the first ``settle_frames`` frames of each episode.
+    """
+
+    def __init__(self, settle_frames: int = 50, verbose: int = 0):
+        super().__init__(verbose)
+        self.settle_frames = settle_frames
+        self._residuals: dict[int, list[float]] = {}
+
+    def _on_step(self) -> bool:
+        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
+            if "residual_rad2" not in info:
+                continue
+            buf = self._residuals.setdefault(i, [])
+            buf.append(float(info["residual_rad2"]))
+            if done:
+                v = np.asarray(buf[min(self.settle_frames, len(buf) // 2):])
+                self.logger.record_mean("ao/strehl", float(np.mean(np.exp(-v))))
+                self.logger.record_mean("ao/residual_rad2", float(np.mean(v)))
+                buf.clear()
+        return True

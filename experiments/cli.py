@@ -1,31 +1,36 @@
 """The ``astrogym`` command.
 
-    astrogym list [--config]          ids, one-line summaries, spaces (and every config key)
-    astrogym bench ENV                environment throughput against a peer (SciPy, HCIPy), measured in one run
-    astrogym evaluate ENV             closed-loop evaluation against the baseline; Markdown table + PNG
-                                      (scheduling: the baselines on seeded nights, gap to the offline optimum)
-    astrogym benchmark                the main job: bench + baseline evaluation of every env
+    astrogym list [--config] [--scenarios] [--policies]   ids, spaces, config keys, scenarios, policies
+    astrogym bench ENV                                    env throughput against a peer, measured in one run
+    astrogym evaluate ENV [--policy P ...] [--scenario S] [--episodes K] [--json OUT] [--report]
+                                                          policies on a scenario's held-out seeds, 95% intervals
+    astrogym train ENV [--algo A] [--config F.yml] [--timesteps N] [--seed S] [--n-envs K] [--run-dir D]
+                       [--resume RUN_DIR] [--eval-freq N] [--device cpu|cuda|auto] [--hp key=value ...]
+    astrogym plot RUN_DIR [RUN_DIR ...]                   training curves (several seeds with a band) as PNG
+    astrogym benchmark [--quick]                          the main job: every registered policy on every scenario
+
+Every command asks the experiment registry (``experiments/registry.py``) and the policy registry
+(``agents/registry.py``) about an env: nothing here is specific to one env. Errors in what the
+user asked for print one line naming the thing and what is allowed, and exit with status 2.
+Set ``ASTROGYM_TRACEBACK=1`` for the full traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import shlex
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-import astrogym
+import astrogym  # noqa: F401  (registers the ids)
 from astrogym.envs import ENV_SPECS
-
-
-def _known_env(name: str) -> str:
-    ids = [s.id for s in ENV_SPECS]
-    if name not in ids:
-        raise SystemExit(f"astrogym: unknown environment {name!r}; known: {', '.join(ids)}")
-    return name
+from astrogym.experiments import registry
+from astrogym.experiments.scenarios import get_scenario, scenarios_for
 
 
 def describe_space(space: gym.spaces.Space) -> str:
@@ -40,180 +45,185 @@ def describe_space(space: gym.spaces.Space) -> str:
     return str(space)
 
 
+def _summary(env_id: str) -> str:
+    """The one-line summary of a shipped id; the entry point of an id registered elsewhere."""
+    for s in ENV_SPECS:
+        if s.id == env_id:
+            return s.summary
+    entry = gym.registry[env_id].entry_point
+    return entry if isinstance(entry, str) else getattr(entry, "__name__", "")
+
+
 def cmd_list(args) -> int:
-    for spec in ENV_SPECS:
-        env = gym.make(spec.id)
-        print(f"{spec.id}\n    {spec.summary}\n    observation: {describe_space(env.observation_space)}\n"
+    from astrogym.agents.registry import policies_for
+
+    for env_id in registry.env_ids():
+        env = gym.make(env_id)
+        print(f"{env_id}\n    {_summary(env_id)}\n    observation: {describe_space(env.observation_space)}\n"
               f"    action:      {describe_space(env.action_space)}")
-        if args.config:
-            for name, default, allowed, doc in type(env.unwrapped.config).describe():
+        config = getattr(env.unwrapped, "config", None)
+        if args.config and hasattr(type(config), "describe"):
+            for name, default, allowed, doc in type(config).describe():
                 print(f"      {name} = {default!r}  {allowed}\n          {doc}")
+        if args.scenarios:
+            for s in scenarios_for(env_id).values():
+                print(f"    scenario {s.label}: {s.summary}\n        training seeds {s.train_seeds[0]}-"
+                      f"{s.train_seeds[1]}, evaluation seeds {s.eval_seeds[0]}-{s.eval_seeds[-1]} "
+                      f"({len(s.eval_seeds)})")
+        if args.policies:
+            for p in policies_for(env_id):
+                print(f"    policy {p.name}: {p.summary}")
         env.close()
     return 0
 
 
-def _ao_throughput(frames: int, repeats: int, hcipy_frames: int = 20) -> tuple[str, object]:
-    from astrogym.experiments.bench_ao import ao_bench_table, bench_adaptive_optics
-
-    rows = bench_adaptive_optics(frames=frames, hcipy_frames=hcipy_frames, repeats=repeats)
-    return ao_bench_table(rows), rows
-
-
-def _lock_throughput(steps: int, repeats: int) -> tuple[str, object]:
-    from astrogym.experiments.bench import bench_interferometer, bench_table
-
-    result = bench_interferometer(steps=steps, repeats=repeats)
-    return bench_table(result), result
-
-
-def _scheduling_throughput(repeats: int) -> tuple[str, object]:
-    from astrogym.experiments.bench_scheduling import bench_scheduling, scheduling_bench_table
-
-    result = bench_scheduling(repeats=repeats)
-    return scheduling_bench_table(result), result
-
-
-SCHEDULING_POLICIES = ["random", "greedy", "astroplan-priority", "optimum"]
-
-
-def _scheduling_report(policies: list[str], nights: int, seed: int, out: Path, time_limit_s: float) -> str:
-    from astrogym.experiments.evaluate_scheduling import evaluate_scheduling
-
-    r = evaluate_scheduling(policies, nights=nights, seed=seed, out_dir=out, optimum_time_limit_s=time_limit_s)
-    kw = ", ".join(f"{k}={v}" for k, v in r["env_kwargs"].items())
-    plots = ", ".join(f"`{p}`" for p in r["plots"])
-    return (f"## astrogym/TelescopeScheduling-v0: {nights} seeded nights from 2026-12-15 every 3 days ({kw}), "
-            f"seeds {seed}-{seed + nights - 1}\n\n{r['table']}\nSchedule plots (first night): {plots}\n")
-
-
 def cmd_bench(args) -> int:
-    env_id = _known_env(args.env)
-    if env_id.startswith("astrogym/TelescopeScheduling"):
-        text, data = _scheduling_throughput(min(args.repeats, 3))
-        print(f"## {env_id} throughput (median of {min(args.repeats, 3)})\n")
-        print(text)
-        if args.json:
-            print(json.dumps(data, indent=2))
-        return 0
-    if env_id.startswith("astrogym/AdaptiveOptics"):
-        text, data = _ao_throughput(args.steps or 300, args.repeats)
-    else:
-        text, data = _lock_throughput(args.steps or 200_000, args.repeats)
-    print(f"## {env_id} throughput (median of {args.repeats})\n")
-    print(text)
-    if args.json:
-        print(json.dumps(data, indent=2))
+    domain = registry.get_domain(args.env)
+    if domain.throughput is None:
+        raise ValueError(f"{args.env} has no throughput bench")
+    print(f"## {args.env} throughput\n\n{domain.throughput(args.env, args.quick)}")
     return 0
 
 
-def _lock_report(seconds: float, seed: int, policies: list[str], out: Path, powers) -> str:
-    from astrogym.agents import LoopShapingController
-    from astrogym.experiments.evaluate import evaluate_lock, load_policy, margins_table
-
-    makers = {name: (lambda env, n=name: load_policy(n, env)) for name in policies}
-    result = evaluate_lock(makers, seconds=seconds, seed=seed, out_dir=out)
-    baseline = LoopShapingController(result["config"])
-    text = (f"## astrogym/InterferometerLock-v0: {seconds:.0f} s closed loop, seed {seed}\n\n{result['table']}\n"
-            f"ASD plot: `{result['plot']}`\n\n### Loop-shaping baseline margins over arm power\n\n"
-            f"{margins_table(baseline.margins(powers))}")
-    return text
-
-
-def _ao_report(env_ids, frames: int, seed: int, out: Path) -> str:
-    from astrogym.experiments.evaluate_ao import ao_table, evaluate_integrator
-
-    results = []
-    for e in env_ids:
-        integrator = evaluate_integrator(e, frames=frames, seed=seed, out_dir=out)
-        # the predictive row reuses the tuned gain for its budget column instead of tuning again
-        results += [integrator, evaluate_integrator(e, frames=frames, seed=seed, out_dir=out,
-                                                    gain=integrator["row"]["gain"], controller="predictive")]
-    plots = ", ".join(f"`{r['plot']}`" for r in results)
-    return (f"## Adaptive optics: leaky integrator (gain tuned on another seed) and linear predictive controller "
-            f"(fitted on another seed), {frames} frames, seed {seed}\n\n"
-            f"{ao_table([r['row'] for r in results])}\nPSF plots: {plots}\n")
-
-
 def cmd_evaluate(args) -> int:
-    env_id = _known_env(args.env)
-    out = Path(args.out)
-    if env_id.startswith("astrogym/TelescopeScheduling"):
-        policies = SCHEDULING_POLICIES if args.policy == ["baseline", "zero"] else args.policy
-        text = _scheduling_report(policies, args.nights, args.seed, out, args.time_limit)
+    from astrogym.agents.registry import policies_for
+    from astrogym.experiments.evaluation import evaluate, section, write_evaluation
+
+    domain = registry.get_domain(args.env)
+    scenario = get_scenario(args.env, args.scenario)
+    policies = args.policy or [p.name for p in policies_for(args.env, benchmark_only=True)
+                               if p.name not in scenario.skip_in_benchmark]
+    result = evaluate(args.env, scenario, policies, episodes=args.episodes, quick=args.quick)
+    path = write_evaluation(result, args.out, args.json)
+    print(section(result))
+    if args.report and domain.report is not None:
+        folder = Path(args.out) / args.env.split("/")[-1]
+        text = domain.report(args.env, folder, args.quick, args.seed)
         print(text)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.md").write_text(text)
-        return 0
-    if env_id.startswith("astrogym/AdaptiveOptics"):
-        text = _ao_report([env_id], 3000 if args.frames is None else args.frames, args.seed, out)
-        print(text)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.md").write_text(text)
-        return 0
-    text = _lock_report(args.seconds, args.seed, args.policy, out, [300e3, 400e3, 500e3])
-    print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.md").write_text(text)
+        from astrogym.agents.checkpoints import atomic_write_bytes
+
+        atomic_write_bytes(folder / "report.md", text.encode())
+    print(f"written: {path}")
+    return 0
+
+
+def cmd_train(args, argv: list[str]) -> int:
+    from astrogym.experiments import training
+
+    command = "astrogym " + shlex.join(argv)
+    if args.resume:
+        run_dir = training.run(args.resume, resume=True, progress=not args.no_progress, command=command)
+    else:
+        if args.env is None:
+            raise ValueError("train needs an env id (or --resume RUN_DIR)")
+        folder = training.prepare_run(args.env, args.algo, config_file=args.config, timesteps=args.timesteps,
+                                      seed=args.seed, n_envs=args.n_envs, run_dir=args.run_dir,
+                                      runs_root=args.runs_root, eval_freq=args.eval_freq,
+                                      eval_episodes=args.eval_episodes, checkpoint_freq=args.checkpoint_freq,
+                                      device=args.device, hp=args.hp, scenario=args.scenario, command=command)
+        print(f"run folder: {folder}")
+        run_dir = training.run(folder, progress=not args.no_progress)
+    status = training.update_status(Path(run_dir))
+    print(f"{run_dir}: {status.get('state')} at {status.get('num_timesteps')} steps, "
+          f"{status.get('training_sps', '-')} steps/s; best held-out mean return {status.get('best_mean_return', '-')}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from astrogym.experiments.plotting import plot_training_curves
+
+    path = plot_training_curves(args.run_dirs, args.out)
+    print(f"written: {path}")
     return 0
 
 
 def cmd_benchmark(args) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    steps, seconds, frames = (20_000, 60.0, 500) if args.quick else (200_000, 300.0, 3000)
-    parts = [f"# astrogym benchmark (astrogym {astrogym.__version__})\n"]
-    parts.append(_lock_report(seconds, args.seed, ["baseline", "zero"], out, [300e3, 350e3, 400e3, 450e3, 500e3]))
-    parts.append("### Throughput (median of 5)\n\n" + _lock_throughput(steps, 5)[0])
-    parts.append(_ao_report(["astrogym/AdaptiveOpticsSmall-v0", "astrogym/AdaptiveOptics-v0"], frames, args.seed,
-                            out))
-    parts.append("### Adaptive-optics throughput (median of 3; HCIPy only where installed)\n\n"
-                 + _ao_throughput(100 if args.quick else 300, 3, 5 if args.quick else 20)[0])
-    parts.append(_scheduling_report(SCHEDULING_POLICIES, 2 if args.quick else 10, args.seed, out,
-                                    5.0 if args.quick else 30.0))
-    parts.append("### Scheduling throughput (median of 3)\n\n" + _scheduling_throughput(3)[0])
-    text = "\n".join(parts)
-    print(text)
-    (out / "benchmark.md").write_text(text)
-    print(f"\nwritten: {out / 'benchmark.md'}")
+    from astrogym.experiments.benchmark import run_benchmark
+
+    t0 = time.perf_counter()
+    index = run_benchmark(Path(args.out), quick=args.quick, seed=args.seed, env_ids=args.env or None,
+                          throughput=not args.no_throughput)
+    print(f"\nwritten: {index} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="astrogym", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="environment ids, summaries and spaces")
     p.add_argument("--config", action="store_true", help="also print every config key with its range")
+    p.add_argument("--scenarios", action="store_true", help="also print the evaluation scenarios and their seeds")
+    p.add_argument("--policies", action="store_true", help="also print the registered policies")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("bench", help="environment throughput")
+
+    p = sub.add_parser("bench", help="environment throughput against a peer")
     p.add_argument("env")
-    p.add_argument("--steps", type=int, default=None,
-                   help="steps per timing (default 200,000; frames for adaptive optics, default 300)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--quick", action="store_true", help="shorter timings")
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("evaluate", help="closed-loop evaluation of policies against the baseline")
+
+    p = sub.add_parser("evaluate", help="policies on a scenario's held-out seeds, with 95%% confidence intervals")
     p.add_argument("env")
     p.add_argument("--policy", action="append", default=None,
-                   help="'baseline', 'zero' or an SB3 .zip; scheduling: random, greedy, astroplan-priority, "
-                        "astroplan-sequential, optimum; repeatable (default: every baseline)")
-    p.add_argument("--seconds", type=float, default=300.0, help="interferometer: simulated seconds")
-    p.add_argument("--frames", type=int, default=None, help="adaptive optics: frames (default 3000)")
-    p.add_argument("--nights", type=int, default=10, help="scheduling: seeded nights (default 10)")
-    p.add_argument("--time-limit", type=float, default=30.0,
-                   help="scheduling: CP-SAT time limit per night for the offline optimum, s")
-    p.add_argument("--seed", type=int, default=0)
+                   help="a registered name (astrogym list --policies), a .zip or a run folder; repeatable "
+                        "(default: every registered policy of the env)")
+    p.add_argument("--scenario", default="default", help="astrogym list --scenarios")
+    p.add_argument("--episodes", type=int, default=None, help="the first K evaluation seeds (default: all)")
+    p.add_argument("--quick", action="store_true", help="the scenario's quick episode count")
+    p.add_argument("--json", default=None, help="also write the results here (default: beside the Markdown)")
+    p.add_argument("--report", action="store_true",
+                   help="also the domain's detailed report: ASDs and margins, PSFs and error budget, schedule plots")
+    p.add_argument("--seed", type=int, default=0, help="seed of the detailed report")
     p.add_argument("--out", default="results")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("benchmark", help="the main job: every env's baseline evaluation and throughput")
-    p.add_argument("--quick", action="store_true", help="short runs (a smoke test of the whole job)")
-    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train a stable-baselines3 agent into a run folder")
+    p.add_argument("env", nargs="?", default=None)
+    p.add_argument("--algo", default=None, help="ppo, a2c, sac, td3, maskable_ppo, recurrent_ppo "
+                                                "(default: the env's)")
+    p.add_argument("--config", default=None, help="a hyperparameter YAML (the shipped files' layout)")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
+    p.add_argument("--timesteps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0, help="training envs use seed .. seed + n_envs - 1")
+    p.add_argument("--n-envs", type=int, default=None)
+    p.add_argument("--scenario", default="default", help="its env configuration and evaluation seeds")
+    p.add_argument("--run-dir", default=None, help="the run folder (default runs/{env}__{algo}__{seed}__{time})")
+    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--eval-freq", type=int, default=None, help="environment steps between evaluations")
+    p.add_argument("--eval-episodes", type=int, default=None, help="held-out episodes per evaluation (default 5)")
+    p.add_argument("--checkpoint-freq", type=int, default=None, help="environment steps between checkpoints")
+    p.add_argument("--device", default="cpu", choices=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("plot", help="training curves from run folders")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", default=None, help="PNG path (default: training_curves.png beside the first run)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("benchmark", help="the main job: every registered policy on every scenario of every env")
+    p.add_argument("--quick", action="store_true", help="a few episodes each (a smoke run of the whole job)")
+    p.add_argument("--env", action="append", default=None, help="only these env ids (repeatable)")
+    p.add_argument("--no-throughput", action="store_true", help="skip the throughput benches")
+    p.add_argument("--seed", type=int, default=0, help="seed of the detailed reports")
     p.add_argument("--out", default="results")
     p.set_defaults(func=cmd_benchmark)
-    args = parser.parse_args(argv)
-    if getattr(args, "policy", "") is None:
-        args.policy = ["baseline", "zero"]
-    return args.func(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.func is cmd_train:
+            return cmd_train(args, argv)
+        return args.func(args)
+    except (ValueError, TypeError) as exc:
+        if os.environ.get("ASTROGYM_TRACEBACK"):
+            raise
+        print(f"astrogym {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

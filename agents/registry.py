@@ -1,0 +1,217 @@
+"""One registry of policies: a name (``baseline``, ``zero``, ``greedy``, ...) or a checkpoint path -> a :class:`Policy`.
+
+Each entry names the env ids it acts in and a factory ``"module:callable"`` that is imported only
+when the policy is built, so listing policies imports no solver. A factory receives a
+:class:`PolicyContext` and returns an object with ``predict``::
+
+    register_policy("baseline", f"{_HERE}:_integrator", env_ids=AO_IDS, summary="alias of 'integrator'",
+                in_benchmark=False)
+register_policy("integrator", "astrogym.agents.registry:_integrator", env_ids=AO_IDS,
+                    summary="leaky integrator, gain tuned on a training seed")
+
+Adding a policy is one such call; ``astrogym evaluate``/``benchmark`` pick it up with no other edit.
+Shipped checkpoints register the same way with ``checkpoint=`` (a path relative to the package).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+
+from astrogym.envs import ENV_SPECS
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class PolicyContext:
+    """What a policy factory may use.
+
+    Attributes
+    ----------
+    env: the env the policy will act in.
+    make_env: builds a fresh env of the same configuration; keyword arguments override fields
+        (e.g. ``episode_frames=10**9`` for a long tuning run).
+    tuning_seed: a seed from the scenario's *training* range, for gain tuning or fitting; never an
+        evaluation seed.
+    options: per-policy keyword arguments (from the scenario file or the caller).
+    """
+
+    env: gym.Env
+    make_env: Callable[..., gym.Env]
+    tuning_seed: int = 0
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One registered policy."""
+
+    name: str
+    env_ids: tuple[str, ...]
+    summary: str
+    factory: str | Callable[[PolicyContext], Any] | None = None  # "module:callable" (lazy) or the callable
+    checkpoint: str | None = None  # a shipped model, relative to the package root
+    in_benchmark: bool = True  # False for policies too slow for the main job
+
+
+# keyed by (name, env id): one name (``baseline``) may mean a different controller in each domain
+_REGISTRY: dict[tuple[str, str], PolicySpec] = {}
+
+
+def register_policy(name: str, factory: str | Callable[[PolicyContext], Any] | None = None, *, env_ids, summary: str, checkpoint: str | None = None,
+                    in_benchmark: bool = True) -> PolicySpec:
+    """Register (or replace) a policy for ``env_ids``; exactly one of ``factory`` and ``checkpoint``.
+
+    ``in_benchmark=False`` keeps it out of ``astrogym benchmark`` (an alias, or too slow for the main job).
+    """
+    if (factory is None) == (checkpoint is None):
+        raise ValueError(f"policy {name!r}: give exactly one of factory= and checkpoint=")
+    if isinstance(env_ids, str):
+        env_ids = (env_ids,)
+    spec = PolicySpec(name, tuple(env_ids), summary, factory, checkpoint, in_benchmark)
+    for env_id in spec.env_ids:
+        _REGISTRY[(name, env_id)] = spec
+    return spec
+
+
+def unregister_policy(name: str) -> None:
+    for key in [k for k in _REGISTRY if k[0] == name]:
+        del _REGISTRY[key]
+
+
+def policies_for(env_id: str, benchmark_only: bool = False) -> list[PolicySpec]:
+    """Every registered policy that acts in ``env_id``, in registration order."""
+    return [s for (name, e), s in _REGISTRY.items() if e == env_id and (s.in_benchmark or not benchmark_only)]
+
+
+def is_checkpoint_path(spec: str) -> bool:
+    return spec.endswith(".zip") or "/" in spec or Path(spec).is_dir()
+
+
+def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) -> Any:
+    """Build the policy named ``spec`` (a registered name, a ``.zip`` or a run folder) for ``context.env``.
+
+    Raises ``ValueError`` naming the policy and the names allowed for the env.
+    """
+    env_id = env_id or context.env.spec.id
+    entry = _REGISTRY.get((spec, env_id))
+    if entry is None:
+        if is_checkpoint_path(spec):
+            from astrogym.agents.checkpoints import TrainedPolicy
+
+            return TrainedPolicy.load(spec, env=context.env)
+        allowed = ", ".join(s.name for s in policies_for(env_id))
+        raise ValueError(f"unknown policy {spec!r} for {env_id}; allowed: {allowed}, a .zip file or a run folder")
+    if entry.checkpoint is not None:
+        from astrogym.agents.checkpoints import TrainedPolicy
+
+        return TrainedPolicy.load(PACKAGE_ROOT / entry.checkpoint, env=context.env)
+    factory = entry.factory
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory(context)
+
+
+def _ids(entry_point: str) -> tuple[str, ...]:
+    """Every registered id of one env class (the AO presets share one)."""
+    return tuple(s.id for s in ENV_SPECS if s.entry_point == entry_point)
+
+
+LOCK_IDS = _ids("astrogym.envs.interferometer.env:InterferometerLockEnv")
+AO_IDS = _ids("astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv")
+SCHEDULING_IDS = _ids("astrogym.envs.scheduling.env:TelescopeSchedulingEnv")
+
+
+# -- factories of the built-in policies ----------------------------------------------------------------
+def _zero(ctx: PolicyContext):
+    from astrogym.agents.base import ZeroPolicy
+
+    return ZeroPolicy(ctx.env.observation_space, ctx.env.action_space)
+
+
+def _loop_shaping(ctx: PolicyContext):
+    from astrogym.agents.interferometer.loop_shaping import LoopShapingController
+
+    return LoopShapingController(ctx.env, **ctx.options)
+
+
+def _tuned_gain(ctx: PolicyContext) -> float:
+    from astrogym.agents.adaptive_optics.integrator import tune_integrator_gain
+
+    if "gain" in ctx.options:
+        return float(ctx.options["gain"])
+    gain, _ = tune_integrator_gain(lambda: ctx.make_env(episode_frames=10**9),
+                                   gains=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5), frames=400, seed=ctx.tuning_seed)
+    return gain
+
+
+def _integrator(ctx: PolicyContext):
+    from astrogym.agents.adaptive_optics.integrator import LeakyIntegrator
+
+    return LeakyIntegrator(ctx.env, gain=_tuned_gain(ctx), leak=float(ctx.options.get("leak", 0.99)))
+
+
+def _predictive(ctx: PolicyContext):
+    from astrogym.agents.adaptive_optics.predictive import LinearPredictiveController
+
+    return LinearPredictiveController(ctx.env).fit(ctx.make_env(episode_frames=10**9), seed=ctx.tuning_seed)
+
+
+def _random_scheduler(ctx: PolicyContext):
+    from astrogym.agents.scheduling.random import RandomValidScheduler
+
+    return RandomValidScheduler(ctx.env, seed=int(ctx.options.get("seed", ctx.tuning_seed)))
+
+
+def _greedy(ctx: PolicyContext):
+    from astrogym.agents.scheduling.greedy import GreedyScheduler
+
+    return GreedyScheduler.for_env(ctx.env, **ctx.options)
+
+
+def _astroplan(kind: str) -> Callable[[PolicyContext], Any]:
+    def factory(ctx: PolicyContext):
+        from astrogym.agents.scheduling.astroplan import AstroplanScheduler
+
+        return AstroplanScheduler(ctx.env, kind=kind, **ctx.options)
+    return factory
+
+
+_astroplan_priority = _astroplan("priority")
+_astroplan_sequential = _astroplan("sequential")
+
+
+def _optimum(ctx: PolicyContext):
+    from astrogym.agents.scheduling.optimum import OfflineOptimum
+
+    return OfflineOptimum(ctx.env, **{"time_limit_s": 30.0, **ctx.options})
+
+
+_HERE = "astrogym.agents.registry"
+register_policy("baseline", f"{_HERE}:_loop_shaping", env_ids=LOCK_IDS,
+                summary="loop-shaping linear controller (boosts, leads, elliptic low-passes)")
+register_policy("zero", f"{_HERE}:_zero", env_ids=LOCK_IDS + AO_IDS, summary="open loop: always commands zero")
+register_policy("baseline", f"{_HERE}:_integrator", env_ids=AO_IDS, summary="alias of 'integrator'",
+                in_benchmark=False)
+register_policy("integrator", f"{_HERE}:_integrator", env_ids=AO_IDS,
+                summary="leaky integrator, gain tuned on a training seed")
+register_policy("predictive", f"{_HERE}:_predictive", env_ids=AO_IDS,
+                summary="ridge least-squares spatio-temporal predictor, fitted on a training seed")
+register_policy("random", f"{_HERE}:_random_scheduler", env_ids=SCHEDULING_IDS,
+                summary="uniform over the allowed actions (waiting included)")
+register_policy("baseline", f"{_HERE}:_greedy", env_ids=SCHEDULING_IDS, summary="alias of 'greedy'",
+                in_benchmark=False)
+register_policy("greedy", f"{_HERE}:_greedy", env_ids=SCHEDULING_IDS,
+                summary="priority per second needed to complete a visit now")
+register_policy("astroplan-priority", f"{_HERE}:_astroplan_priority", env_ids=SCHEDULING_IDS,
+                summary="astroplan PriorityScheduler plan, replayed")
+register_policy("astroplan-sequential", f"{_HERE}:_astroplan_sequential", env_ids=SCHEDULING_IDS,
+                summary="astroplan SequentialScheduler plan, replayed (~2 s per decision)", in_benchmark=False)
+register_policy("optimum", f"{_HERE}:_optimum", env_ids=SCHEDULING_IDS,
+                summary="offline CP-SAT plan with the night's weather known, replayed")

@@ -1,0 +1,1 @@
+"""The built-in experiment domains; each module registers one :class:`~astrogym.experiments.registry.Domain`."""

@@ -1,0 +1,175 @@
+"""Evaluation on a scenario's held-out seeds: every policy on identical episodes, means with 95% intervals.
+
+Each policy is built once per scenario (tuning, if any, on the scenario's tuning seed, which lies in
+its training range) and then plays one episode per evaluation seed: ``env.reset(seed=s,
+options=scenario.reset_options)``. Intervals are Student-t over episodes; the difference to the
+domain's reference policy is paired by seed (same disturbance, same night), which is the
+comparison a referee asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+import astrogym  # noqa: F401  (registers the ids)
+from astrogym.agents.registry import PolicyContext, make_policy
+from astrogym.experiments.registry import Domain, Metric, get_domain
+from astrogym.experiments.scenarios import Scenario
+
+RETURN = Metric("return", "return")
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of its two-sided Student-t confidence interval (NaN half-width for one value)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if v.size == 1:
+        return float(v[0]), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2.0, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    return float(v.mean()), float(half)
+
+
+def run_episode(env: gym.Env, policy: Any, seed: int, recorder: Any, options: dict | None = None,
+                max_steps: int | None = None) -> dict[str, float]:
+    """Play one episode from ``env.reset(seed=seed)``; returns the return, length, end and domain metrics."""
+    obs, info = env.reset(seed=seed, options=dict(options) if options else None)
+    if hasattr(policy, "reset"):
+        policy.reset()
+    recorder.reset(env, info)
+    state, start = None, np.ones(1, dtype=bool)
+    total, steps, terminated, truncated = 0.0, 0, False, False
+    while not (terminated or truncated):
+        action, state = policy.predict(obs, state=state, episode_start=start, deterministic=True)
+        start = np.zeros(1, dtype=bool)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        steps += 1
+        recorder.step(reward, info)
+        if max_steps is not None and steps >= max_steps:
+            break
+    out = {"seed": seed, "return": total, "length": steps, "terminated": bool(terminated)}
+    out.update(recorder.finish(env, info, bool(terminated)))
+    return out
+
+
+@dataclass
+class Evaluation:
+    """Per-episode results of several policies on one scenario."""
+
+    env_id: str
+    scenario: Scenario
+    domain: Domain
+    episodes: dict[str, list[dict]] = field(default_factory=dict)
+    build_seconds: dict[str, float] = field(default_factory=dict)
+    play_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> tuple[Metric, ...]:
+        return (RETURN,) + self.domain.metrics
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{policy: {metric: {mean, ci95, n}}}`` plus the paired difference to the reference policy."""
+        out: dict[str, dict] = {}
+        ref = self.episodes.get(self.domain.reference_policy or "")
+        for name, rows in self.episodes.items():
+            entry = {}
+            for m in self.metrics:
+                values = [r.get(m.key) for r in rows]
+                mean, half = mean_ci(values)
+                entry[m.key] = {"mean": mean, "ci95": half, "n": int(sum(v is not None for v in values))}
+            if ref is not None and name != self.domain.reference_policy:
+                by_seed = {r["seed"]: r for r in ref}
+                diffs = [r["return"] - by_seed[r["seed"]]["return"] for r in rows if r["seed"] in by_seed]
+                mean, half = mean_ci(diffs)
+                entry["return_minus_reference"] = {"mean": mean, "ci95": half, "n": len(diffs)}
+            out[name] = entry
+        return out
+
+    def table(self) -> str:
+        """Markdown: one row per policy, ``mean +- 95% CI`` per metric."""
+        summary = self.summary()
+        ref = self.domain.reference_policy
+        cols = [m.label for m in self.metrics]
+        paired = ref is not None and ref in self.episodes
+        if paired:
+            cols.append(f"return - {ref} (paired)")
+        lines = ["| policy | " + " | ".join(cols) + " | episodes |", "|---" * (len(cols) + 2) + "|"]
+        for name, entry in summary.items():
+            cells = [_fmt(entry[m.key], m.fmt) for m in self.metrics]
+            if paired:
+                cells.append(_fmt(entry["return_minus_reference"], ".3g") if "return_minus_reference" in entry
+                             else "-")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(self.episodes[name])} |")
+        seeds = self.scenario.seeds(len(next(iter(self.episodes.values()))) if self.episodes else None)
+        return ("\n".join(lines) + f"\n\nMean +- 95% confidence half-width (Student t) over held-out seeds "
+                f"{seeds[0]}-{seeds[-1]}; arrows: " + ", ".join(
+                    f"{m.label} {'higher' if m.higher_is_better else 'lower'} is better" for m in self.metrics) + ".\n")
+
+    def to_json(self) -> dict:
+        return {"env_id": self.env_id, "scenario": self.scenario.name, "version": self.scenario.version,
+                "summary": self.summary(), "episodes": self.episodes, "build_seconds": self.build_seconds,
+                "play_seconds": self.play_seconds}
+
+
+def _fmt(stat: dict, fmt: str) -> str:
+    mean, half = stat["mean"], stat["ci95"]
+    if not np.isfinite(mean):
+        return "-"
+    return f"{mean:{fmt}}" + ("" if not np.isfinite(half) else f" +- {half:{fmt}}")
+
+
+def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int | None = None, quick: bool = False,
+             progress: bool = True, policy_options: dict | None = None) -> Evaluation:
+    """Play every policy on the scenario's evaluation seeds (the first ``episodes`` of them)."""
+    domain = get_domain(env_id)
+    seeds = scenario.seeds(episodes, quick=quick)
+    result = Evaluation(env_id, scenario, domain)
+    options = {**scenario.policy_options, **(policy_options or {})}
+
+    def make_env(**overrides):
+        return gym.make(env_id, **{**scenario.env_kwargs, **overrides})
+
+    for name in policies:
+        env = make_env()
+        t0 = time.perf_counter()
+        policy = make_policy(name, PolicyContext(env, make_env, scenario.tuning_seed, dict(options.get(name, {}))),
+                             env_id=env_id)
+        t1 = time.perf_counter()
+        rows = []
+        for seed in tqdm(seeds, desc=f"{env_id.split('/')[-1]} {scenario.name} {name}", unit="episode",
+                         disable=not progress, leave=False):
+            rows.append(run_episode(env, policy, seed, domain.recorder(env), scenario.reset_options))
+        result.episodes[name] = rows
+        result.build_seconds[name] = t1 - t0
+        result.play_seconds[name] = time.perf_counter() - t1
+        env.close()
+    return result
+
+
+def write_evaluation(result: Evaluation, out_dir: str | Path, json_path: str | Path | None = None) -> Path:
+    """``out_dir/{Env}/{scenario}.md`` (and the JSON) without touching other envs' or scenarios' files."""
+    from astrogym.agents.checkpoints import atomic_write_bytes
+
+    folder = Path(out_dir) / result.env_id.split("/")[-1]
+    md = folder / f"{result.scenario.name}.md"
+    atomic_write_bytes(md, (section(result) + "\n").encode())
+    atomic_write_bytes(Path(json_path) if json_path else md.with_suffix(".json"),
+                       json.dumps(result.to_json(), indent=1, default=float).encode())
+    return md
+
+
+def section(result: Evaluation) -> str:
+    s = result.scenario
+    return f"### {result.env_id}, scenario {s.label}\n\n{s.summary}\n\n{result.table()}"
