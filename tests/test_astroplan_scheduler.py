@@ -167,7 +167,7 @@ def test_new_episode_rewinds_or_replans(env):
     # a reset without episode_start: detected from the clock going back
     env.reset(seed=5)
     sched.predict(None)
-    assert sched._ptr <= 1
+    assert sched.replay.position <= 1
     # another date: astroplan runs again
     env.reset(seed=6, options={"date": "2026-12-20"})
     sched.predict(None)

@@ -4,7 +4,9 @@
 telescope) into astroplan ``ObservingBlock`` s, schedules them once with astroplan's
 ``PriorityScheduler`` or ``SequentialScheduler``, and then replays that fixed plan through the env
 behind stable-baselines3's ``predict`` interface, so that evaluation code treats it like any other
-policy. :func:`astroplan_decision_time` times astroplan per placed block for benchmarks.
+policy. :func:`astroplan_decision_time` times astroplan per placed block for benchmarks. The
+constraint builders and the numbers astroplan lacks (:func:`fit_slew_rate`,
+:func:`etc_exposures_per_visit`) live in :mod:`astroplan_constraints`; the replay in :mod:`replay`.
 
 What the translation keeps and what it cannot (astroplan 0.10):
 
@@ -81,9 +83,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from astrogym.envs.scheduling import photometry
+
+from astrogym.agents.scheduling.astroplan_constraints import (
+    block_constraints,
+    env_constraints,
+    etc_exposures_per_visit,
+    fit_slew_rate,
+    occupied_constraint,
+)
+from astrogym.agents.scheduling.replay import PlanEntry, PlanReplayer
 from astrogym.envs.scheduling.env import TelescopeSchedulingEnv
-from astrogym.envs.scheduling.telescope import FILTERS, slew_time
+from astrogym.envs.scheduling.telescope import FILTERS
 
 KINDS = ("priority", "sequential")
 
@@ -128,7 +138,10 @@ class AstroplanScheduler:
     into the plan.
 
     ## Replay rule
-    At each decision, for the next block of the plan:
+    The shared :class:`~astrogym.agents.scheduling.replay.PlanReplayer` (the offline optimum uses
+    it too), with each block an entry due at its decision time, ``lead_s = start_tolerance_s``,
+    dropped as soon as it is masked and holding up to ``ceil(max_exposure_factor x n_exposures)``
+    exposures. At each decision, for the next block of the plan:
 
     * the block's night is over, or its target has all its visits: skip it;
     * its decision time (the start of astroplan's transition into it) is more than
@@ -198,6 +211,8 @@ class AstroplanScheduler:
     slew_rate_deg_s: the rate used. ``exposures``: (N,) exposures per visit used.
     outcomes: list, per plan entry, of ``None`` (not reached yet), ``"observed"`` or
         ``"skipped:<reason>"`` with reason ``masked``, ``done`` or ``night_over``.
+    replay: the :class:`~astrogym.agents.scheduling.replay.PlanReplayer` following the plan
+        (``replay.position``: index of the next plan entry).
 
     Raises
     ------
@@ -254,7 +269,6 @@ class AstroplanScheduler:
         self.visit_gap_margin_s = float(visit_gap_margin_s)
         self.plan: list[PlannedBlock] = []
         self.schedules: list = []
-        self.outcomes: list[str | None] = []
         self.plan_seconds = 0.0
         self.n_decisions = 0
         self.n_blocks = 0
@@ -265,12 +279,7 @@ class AstroplanScheduler:
         self.slew_rate_deg_s: float | None = None
         self.exposures: np.ndarray | None = None
         self._key = None
-        self._ptr = 0
-        self._in_block = False
-        self._block_exposures = 0
-        self._block_visits0 = 0
-        self._log_len = 0
-        self._clock = (-1, -1.0)
+        self.replay = PlanReplayer([], lead_s=self.start_tolerance_s)
         if unwrapped.nights:  # already reset: plan now, so plan_seconds is available at once
             self.replan(from_now=False)
 
@@ -344,14 +353,7 @@ class AstroplanScheduler:
     def _run_astroplan(self, windows: list[tuple[int, float, float]], visits_done: np.ndarray,
                        last_end_mjd: np.ndarray | None = None) -> None:
         import astropy.units as u
-        from astroplan import (
-            AirmassConstraint,
-            AltitudeConstraint,
-            AtNightConstraint,
-            FixedTarget,
-            MoonSeparationConstraint,
-            TimeConstraint,
-        )
+        from astroplan import FixedTarget
         from astroplan.scheduling import (
             ObservingBlock,
             PriorityScheduler,
@@ -373,7 +375,7 @@ class AstroplanScheduler:
         n_vis = np.asarray(cat.n_visits, np.int64)
         min_gap = np.asarray(cat.min_gap_s, float)
 
-        def make_block(i: int, v: int, extra: list | None = None) -> Any:
+        def make_block(i: int, v: int, earliest_mjd: float | None = None) -> Any:
             n_exp = int(self.exposures[i])
             seconds = n_exp * (float(cat.exposure_s[i]) + tel.readout_s)
             seconds = math.ceil(seconds / res - 1e-9) * res
@@ -382,14 +384,9 @@ class AstroplanScheduler:
                 # end is never checked; 1 s more makes it check the end point too, and its rounding down
                 # to whole grid steps takes the second off again.
                 seconds += 1.0
-            block_constraints = []
-            if np.isfinite(cat.window_start[i]):
-                block_constraints.append(TimeConstraint(Time(cat.window_start[i], format="mjd", scale="utc"),
-                                                        Time(cat.window_end[i], format="mjd", scale="utc")))
-            block_constraints.extend(extra or [])
             return ObservingBlock(targets[i], seconds * u.s, float(prio[i]),
                                   configuration={"filter": FILTERS[int(cat.filter[i])]},
-                                  constraints=block_constraints or None, name=f"{i}:{v}")
+                                  constraints=block_constraints(cat, i, earliest_mjd) or None, name=f"{i}:{v}")
 
         transitioner = Transitioner(slew_rate=self.slew_rate_deg_s * u.deg / u.s,
                                     instrument_reconfig_times={"filter": {"default": tel.filter_change_s * u.s}})
@@ -397,12 +394,7 @@ class AstroplanScheduler:
         def run_round(offered: list, schedule: Any, start: Any, end: Any) -> Any:
             """One astroplan call: ``offered`` into ``schedule`` (empty, or holding earlier rounds)."""
             # a fresh constraint list per call: PriorityScheduler appends to the one it is given
-            constraints = [AltitudeConstraint(min=cfg.min_altitude_deg * u.deg),
-                           AirmassConstraint(max=cfg.max_airmass, boolean_constraint=not self.airmass_score),
-                           MoonSeparationConstraint(min=cfg.min_moon_separation_deg * u.deg),
-                           AtNightConstraint(max_solar_altitude=cfg.twilight_deg * u.deg)]
-            if self.guard_window_end:
-                constraints.append(TimeConstraint(start, end))
+            constraints = env_constraints(cfg, self.airmass_score, (start, end) if self.guard_window_end else None)
             cls = PriorityScheduler if self.kind == "priority" else SequentialScheduler
             kwargs = {"gap_time": self.gap_time_s * u.s} if self.kind == "sequential" else {}
             scheduler = cls(constraints=constraints, observer=observer, transitioner=transitioner,
@@ -459,14 +451,12 @@ class AstroplanScheduler:
                 while offer:
                     offered = []
                     for i, v in offer:
-                        extra = []
+                        earliest = None
                         if np.isfinite(prev_end[i]) and min_gap[i] > 0:
                             earliest = prev_end[i] + (min_gap[i] + self.visit_gap_margin_s) / 86400.0
-                            # no max: the schedule's window (and guard_window_end) bounds the block already
-                            extra.append(TimeConstraint(min=Time(earliest, format="mjd", scale="utc")))
-                        offered.append(make_block(i, v, extra))
+                        offered.append(make_block(i, v, earliest))
                     if self.kind == "sequential" and schedule.scheduled_blocks:
-                        busy = _occupied_constraint([(s.start.mjd, s.end.mjd) for s in schedule.slots if s.block])
+                        busy = occupied_constraint([(s.start.mjd, s.end.mjd) for s in schedule.slots if s.block])
                         for b in offered:
                             b.constraints = (b.constraints or []) + [busy]
                     before = {b.name for b in schedule.observing_blocks}
@@ -507,13 +497,16 @@ class AstroplanScheduler:
 
     # -- replay -----------------------------------------------------------------------------------------
     def _rewind(self) -> None:
-        self._ptr = 0
-        self._in_block = False
-        self._block_exposures = 0
-        self._block_visits0 = 0
-        self._log_len = len(self.env.log)
-        self.outcomes = [None] * len(self.plan)
-        self._clock = (self.env.state["night"], self.env.state["time_s"])
+        """A fresh replay of the stored plan from the env's current clock (:mod:`replay`'s rule)."""
+        entries = [PlanEntry(target=b.target, earliest_s=b.decision_s, night=b.night,
+                             max_exposures=math.ceil(self.max_exposure_factor * b.n_exposures - 1e-9))
+                   for b in self.plan]
+        self.replay = PlanReplayer(entries, lead_s=self.start_tolerance_s).rewind(self.env)
+
+    @property
+    def outcomes(self) -> list[str | None]:
+        """Per plan entry: ``None`` (not reached yet), ``"observed"`` or ``"skipped:<reason>"``."""
+        return self.replay.outcomes
 
     def reset(self) -> None:
         """Rewind the replay to the start of the stored plan (the next :meth:`predict` re-checks the episode)."""
@@ -540,176 +533,16 @@ class AstroplanScheduler:
         env = self.env
         if not env.nights:
             raise gym.error.ResetNeeded("reset the env before calling predict()")
-        st = env.state
-        clock = (st["night"], st["time_s"])
-        new_episode = (episode_start is not None and bool(np.any(episode_start))) or clock < self._clock \
-            or len(env.log) < self._log_len
+        new_episode = (episode_start is not None and bool(np.any(episode_start))) or self.replay.went_back(env)
         if self._key != self._episode_key():
             self.replan(from_now=False)
         elif new_episode:
             self._rewind()
-        self._clock = clock
-        self._sync_log()
-        return np.array(self._next_action(st)), None
-
-    def _sync_log(self) -> None:
-        """Count the exposures the env made since the last call on the block in progress."""
-        log = self.env.log
-        if self._in_block and self._ptr < len(self.plan):
-            target = self.plan[self._ptr].target
-            self._block_exposures += sum(1 for entry in log[self._log_len:] if entry[1] == target)
-        self._log_len = len(log)
-
-    def _finish(self, outcome: str) -> None:
-        self.outcomes[self._ptr] = outcome
-        self._ptr += 1
-        self._in_block = False
-        self._block_exposures = 0
-
-    def _next_action(self, st: dict) -> int:
-        env = self.env
-        mask = env.action_masks()
-        night, now = st["night"], st["time_s"]
-        visits = st["visits"]
-        n_visits = env.catalogue.n_visits
-        while self._ptr < len(self.plan):
-            b = self.plan[self._ptr]
-            i = b.target
-            if self._in_block:
-                limit = math.ceil(self.max_exposure_factor * b.n_exposures - 1e-9)
-                if visits[i] > self._block_visits0 or self._block_exposures >= limit or not mask[i]:
-                    self._finish("observed")
-                    continue
-                return i
-            if b.night < night:
-                self._finish("skipped:night_over")
-                continue
-            if visits[i] >= n_visits[i]:
-                self._finish("skipped:done")
-                continue
-            if b.night > night or b.decision_s > now + self.start_tolerance_s:
-                return env.wait_action
-            if not mask[i]:
-                self._finish("skipped:masked")
-                continue
-            self._in_block = True
-            self._block_exposures = 0
-            self._block_visits0 = int(visits[i])
-            return i
-        return env.wait_action
+        return np.array(self.replay.next_action(env)), None
 
     def __repr__(self) -> str:
         return (f"AstroplanScheduler(kind={self.kind!r}, time_resolution_s={self.time_resolution_s:g}, "
                 f"blocks placed={self.n_decisions}/{self.n_blocks})")
-
-
-def _occupied_constraint(intervals: list[tuple[float, float]]) -> Any:
-    """An astroplan constraint that is false strictly inside any of ``intervals`` (MJD start, end).
-
-    astroplan 0.10's ``SequentialScheduler`` on a pre-filled schedule rejects a candidate only when a
-    pre-filled slot's start or end falls inside it (or a slot starts at the candidate's time); one lying
-    wholly inside a pre-filled slot passes, and ``Schedule.insert_slot`` then raises 'slot is already
-    occupied'. Evaluated at the block's start, middle and end, this closes that hole.
-    """
-    from astroplan import Constraint
-
-    eps = 1.0 / 86400.0  # 1 s: astroplan's own tolerance in insert_slot
-    lo = np.array([a for a, _ in intervals], float) + eps
-    hi = np.array([b for _, b in intervals], float) - eps
-
-    class _Occupied(Constraint):
-        def compute_constraint(self, times, observer, targets):
-            t = np.asarray(times.mjd, float)[..., None]
-            return ~np.any((t > lo) & (t < hi), axis=-1)
-
-    return _Occupied()
-
-
-# -- numbers astroplan does not have ---------------------------------------------------------------------
-def fit_slew_rate(env: Any, n_times: int = 6) -> float:
-    """A constant slew rate (deg/s on the sky) whose times match the env telescope's on this catalogue.
-
-    At ``n_times`` instants through the first night, every pair of targets that are both above the
-    minimum altitude contributes its great-circle separation and the env's slew time (trapezoidal
-    axes, dome, settle; :func:`astrogym.envs.scheduling.telescope.slew_time`). The rate is total
-    separation / total time, so the summed transition time of astroplan's ``Transitioner`` matches
-    the env's over such pairs. Falls back to the slower axis speed when fewer than two targets are up.
-
-    Raises
-    ------
-    TypeError: ``env`` is not a ``TelescopeSchedulingEnv``.
-    gymnasium.error.ResetNeeded: the env has no nights yet.
-    """
-    import gymnasium as gym
-
-    env = getattr(env, "unwrapped", env)
-    if not isinstance(env, TelescopeSchedulingEnv):
-        raise TypeError(f"fit_slew_rate needs a TelescopeSchedulingEnv, got {type(env).__name__}")
-    if not env.nights:
-        raise gym.error.ResetNeeded("reset the env before fitting the slew rate")
-    tel, table = env.telescope, env.nights[0].table
-    par = tel.params()
-    fallback = float(min(tel.axis1_speed_deg_s, tel.axis2_speed_deg_s))
-    min_alt = max(env.config.min_altitude_deg, np.degrees(np.arcsin(1.0 / env.config.max_airmass)))
-    total_sep = total_t = 0.0
-    for k in np.linspace(0, table.times_s.size - 1, n_times).astype(int):
-        up = np.flatnonzero(table.alt[k] >= min_alt)
-        if up.size < 2:
-            continue
-        alt, az = table.alt[k, up].astype(float), table.az[k, up].astype(float)
-        ha = (table.lst_deg[k] - np.asarray(table.ra_app)[up] + 180.0) % 360.0 - 180.0
-        dec = np.asarray(table.dec_app)[up]
-        a, z = np.radians(alt), np.radians(az)
-        cos_sep = (np.sin(a)[:, None] * np.sin(a)[None, :]
-                   + np.cos(a)[:, None] * np.cos(a)[None, :] * np.cos(z[:, None] - z[None, :]))
-        sep = np.degrees(np.arccos(np.clip(cos_sep, -1.0, 1.0)))
-        for p in range(up.size):
-            for q in range(p + 1, up.size):
-                total_sep += sep[p, q]
-                total_t += slew_time(az[p], alt[p], ha[p], dec[p], az[q], alt[q], ha[q], dec[q], par)
-    if total_t <= 0.0 or total_sep <= 0.0:
-        return fallback
-    return float(total_sep / total_t)
-
-
-def etc_exposures_per_visit(env: Any, max_exposures: int = 20) -> np.ndarray:
-    """Exposures per visit that reach each target's requested SNR in typical conditions (the env's ETC).
-
-    For each target, the SNR^2 of one ``exposure_s`` exposure is evaluated at every grid point
-    where the env's visibility mask allows it (all nights of the episode), at the configured median
-    seeing (or the site's) under a clear sky, with the night table's sky brightness and airmass;
-    the count is ``ceil(snr_requested^2 / median SNR^2)``, clipped to ``[1, max_exposures]``.
-    Targets never visible get 1.
-
-    Returns
-    -------
-    (N,) int64 exposures per visit.
-    """
-    env = getattr(env, "unwrapped", env)
-    if not isinstance(env, TelescopeSchedulingEnv):
-        raise TypeError(f"etc_exposures_per_visit needs a TelescopeSchedulingEnv, got {type(env).__name__}")
-    cat, tel = env.catalogue, env.telescope
-    seeing = env.config.seeing_median_arcsec or env.site.median_seeing_arcsec
-    f = np.asarray(cat.filter)
-    cm = photometry.cm_for_aperture(tel.aperture_m)[f]
-    samples = [[] for _ in range(len(cat))]
-    for night in env.nights:
-        t = night.table
-        alt = np.clip(t.alt.astype(float), 0.5, 90.0)
-        x = 1.0 / np.sin(np.radians(alt))
-        snr2 = photometry.point_source_snr(np.asarray(cat.mag)[None, :], cm[None, :], t.sky_mag, seeing, x,
-                                           photometry.WAVELENGTH_NM[f][None, :], tel.system_fwhm_arcsec,
-                                           np.asarray(cat.exposure_s)[None, :], photometry.EXTINCTION[f][None, :],
-                                           0.0) ** 2
-        for i in range(len(cat)):
-            samples[i].append(snr2[night.vis[:, i], i])
-    out = np.ones(len(cat), np.int64)
-    for i in range(len(cat)):
-        s = np.concatenate(samples[i]) if samples[i] else np.empty(0)
-        if s.size:
-            need = float(cat.snr[i]) ** 2 / max(float(np.median(s)), 1e-12)
-            out[i] = int(np.clip(math.ceil(need - 1e-9), 1, max_exposures))
-    return out
 
 
 # -- benchmark helper ---------------------------------------------------------------------------------------

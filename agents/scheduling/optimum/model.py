@@ -54,9 +54,11 @@ possible rounding error (an upper bound on this formulation's optimum).
 
 Replay
 ------
-At each decision, with the next planned exposure ``(i, P)`` and the env's actual overhead ``o``
-to ``i`` now: wait while ``t + o < P - w``; otherwise observe ``i`` if the action mask allows it,
-wait if not, and drop the exposure once ``t + o > P + drop_late_s``. Decisions come after every
+The shared :class:`~astrogym.agents.scheduling.replay.PlanReplayer` (the astroplan baseline uses it
+too), each planned exposure an entry of one exposure for its visit. At each decision, with the
+next planned exposure ``(i, P)`` and the env's actual overhead ``o`` to ``i`` now: skip it if its
+visit is already complete; wait while ``t + o < P - w``; otherwise observe ``i`` if the action mask
+allows it, wait if not, and drop the exposure once ``t + o > P + drop_late_s``. Decisions come after every
 readout and every ``wait_s``, so when nothing is late the replayed start lies in ``[P - w, P]``
 (``w = wait_s``). The replayed return therefore differs from :attr:`objective`: with the
 default ``valuation="worst"`` each replayed exposure does at least as well as planned up to the
@@ -68,69 +70,37 @@ Create the env with a small ``wait_s`` (e.g. 60 s) for replays: ``w`` is slack i
 
 Upper bound
 -----------
-:attr:`upper_bound` bounds the return of *any* policy on the episode (not just this
-formulation): an LP (HiGHS) over slots of ``bound_slot_s`` where an exposure starting anywhere in
-slot ``s`` is credited the SNR it would reach under the best conditions found on the grid
-points around its mid-exposure (best altitude, darkest sky, best seeing, thinnest cloud: the SNR
-is monotone in each), must be visible on every grid point it surely spans, occupies only the
-slots it surely covers (``floor((exposure + readout) / Δb) - 1``), and overheads, visit gaps and
-the visit structure are dropped (progress per target ``<= min(n_visits, sum q)``, completion
-bonus linear in progress).
+:attr:`upper_bound` bounds the return of *any* policy on the episode (not just this formulation):
+:func:`~astrogym.agents.scheduling.optimum.lp_bound.upper_bound_lp`, an LP relaxation (HiGHS).
+
+Modules: :mod:`plan` (exposures, blocks, a plan's value), :mod:`warm_start` (the greedy starting
+solution), :mod:`lp_bound` (the upper bound), this one (the model and the policy).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-from astrogym.agents.base import Policy
-from astrogym.envs.scheduling import kernels as K
-from astrogym.envs.scheduling import photometry
-from astrogym.envs.scheduling.telescope import FILTERS, P_FILTER, P_READOUT, slew_time
 from numba import njit
 
-_Q = 100_000  # progress scale of the integer model (1 = a complete visit)
+from astrogym.agents.base import Policy
+from astrogym.agents.scheduling.optimum.lp_bound import upper_bound_lp
+from astrogym.agents.scheduling.optimum.plan import (
+    PROGRESS_SCALE,
+    Block,
+    PlannedExposure,
+    plan_value,
+    visible_through,
+)
+from astrogym.agents.scheduling.optimum.warm_start import add_hints, best_greedy
+from astrogym.agents.scheduling.replay import PlanEntry, PlanReplayer
+from astrogym.envs.scheduling import kernels as K
+from astrogym.envs.scheduling.telescope import FILTERS, P_FILTER, P_READOUT, slew_time
+
 _MAX_COEF = 1_000_000  # largest objective weight per unit of scaled progress
-
-
-class PlannedExposure(NamedTuple):
-    """One exposure of the plan (times in seconds from the start of the night).
-
-    Attributes
-    ----------
-    target: catalogue index.
-    visit: which visit of the target (0-based) the plan counts it for.
-    block: index of its block; exposures of one block are consecutive, with no slew between them.
-    block_start_s, block_end_s: the block's slots, ``[block_start_s, block_end_s)``.
-    start_s: planned start ``P`` (the replay starts it in ``[P - w, P]``).
-    end_s: planned end of the exposure (before readout).
-    q: SNR^2 / SNR_requested^2 expected for it (at ``P - w / 2``).
-    """
-
-    target: int
-    visit: int
-    block: int
-    block_start_s: float
-    block_end_s: float
-    start_s: float
-    end_s: float
-    q: float
-
-
-@dataclass
-class _Block:
-    target: int
-    visit: int
-    k: int
-    slot: int
-    n_slots: int
-    start_s: float
-    q: np.ndarray  # per exposure
-    qint: int
-    end_slot: int  # ceil(exposure end / slot_s)
 
 
 @njit(cache=True)
@@ -154,16 +124,6 @@ def _slew_bounds(times, alt, az, lst, ra_app, dec_app, par):
                 m = max(m, d)
             out[s, i] = m
     return out
-
-
-def _visible_through(vis: np.ndarray, n: int, t0: float, t1: float, grid_s: float) -> bool:
-    """The env's :func:`kernels.visible_through` (grid points from the one at or before t0 to the one at or
-    after t1), in Python for the model builder."""
-    k0 = math.floor(t0 / grid_s)
-    k1 = math.ceil(t1 / grid_s - 1e-9)
-    if k0 < 0 or k1 > vis.shape[0] - 1:
-        return False
-    return bool(vis[k0:k1 + 1, n].all())
 
 
 class OfflineOptimum(Policy):
@@ -203,6 +163,7 @@ class OfflineOptimum(Policy):
     solve_seconds: CP-SAT wall time; ``build_seconds`` model building; ``bound_seconds`` the LP.
     n_blocks: number of block variables in the model.
     skipped: planned exposures the replay dropped (mask never allowed them in time).
+    replay: the :class:`~astrogym.agents.scheduling.replay.PlanReplayer` following the plan (after :meth:`solve`).
 
     Raises
     ------
@@ -271,9 +232,8 @@ class OfflineOptimum(Policy):
         self.solve_seconds = self.build_seconds = self.bound_seconds = 0.0
         self.n_blocks = 0
         self.greedy_objective = float("nan")
-        self.skipped: list[PlannedExposure] = []
+        self.replay: PlanReplayer | None = None
         self._nights_ref = None
-        self._next = 0
         self._last_t = -1.0
 
     def reset(self) -> None:
@@ -304,7 +264,17 @@ class OfflineOptimum(Policy):
             t0 = time.perf_counter()
             self.upper_bound = upper_bound_lp(u, self.bound_slot_s)
             self.bound_seconds = time.perf_counter() - t0
+        entries = [PlanEntry(target=ex.target, earliest_s=ex.start_s - self.wait_slack_s - 1e-6,
+                             latest_s=ex.start_s + self.drop_late_s, visit=ex.visit) for ex in self.plan]
+        self.replay = PlanReplayer(entries, lead_s=None)
         return self
+
+    @property
+    def skipped(self) -> list[PlannedExposure]:
+        """Planned exposures the replay dropped: the mask refused them until ``drop_late_s`` past their time."""
+        if self.replay is None:
+            return []
+        return [ex for ex, outcome in zip(self.plan, self.replay.outcomes) if outcome == "skipped:masked"]
 
     def _build(self, u):
         from ortools.sat.python import cp_model
@@ -330,7 +300,7 @@ class OfflineOptimum(Policy):
             offsets = (-0.5 * w,)
         else:
             offsets = tuple(np.linspace(-w, 0.0, math.ceil(w / (0.5 * grid_s)) + 1))
-        blocks: list[_Block] = []
+        blocks: list[Block] = []
         for i in range(n):
             first = None  # earliest planned start of any block of i: visit v starts >= first + v (exp + gap + w)
             for s in range(n_slots):
@@ -340,13 +310,13 @@ class OfflineOptimum(Policy):
                     if qs and sum(qs) >= 1.0:
                         break  # k - 1 exposures already complete a visit
                     end = start + k * exp[i] + (k - 1) * readout
-                    if end > length or not _visible_through(vis, i, start - w, end, grid_s):
+                    if end > length or not visible_through(vis, i, start - w, end, grid_s):
                         break
                     mid = start + (k - 1) * (exp[i] + readout) + 0.5 * exp[i]
                     snr = min(K.exposure_snr(i, mid + d, table.alt, table.sky_mag, weather.seeing_arcsec,
                                              weather.cloud_tau, targ, par)[0] for d in offsets)
                     qs.append(snr * snr / req2[i])
-                    qint = math.floor(min(sum(qs), 1.0) * _Q)
+                    qint = math.floor(min(sum(qs), 1.0) * PROGRESS_SCALE)
                     if qint < 1:
                         continue
                     dur = ob[s, i] + k * (exp[i] + readout)
@@ -354,7 +324,7 @@ class OfflineOptimum(Policy):
                     for v in range(nvis[i]):
                         if start < first + v * (exp[i] + gap[i] + w) - 1e-6:
                             break
-                        blocks.append(_Block(i, v, k, s, math.ceil(dur / dt - 1e-9), start, np.array(qs), qint,
+                        blocks.append(Block(i, v, k, s, math.ceil(dur / dt - 1e-9), start, np.array(qs), qint,
                                              math.ceil(end / dt - 1e-9)))
         self.n_blocks = len(blocks)
         m = cp_model.CpModel()
@@ -397,13 +367,13 @@ class OfflineOptimum(Policy):
         p, c, fvars = {}, {}, {}
         for i in range(n):
             for v in range(nvis[i]):
-                p[i, v] = m.NewIntVar(0, _Q, f"p{i}_{v}")
+                p[i, v] = m.NewIntVar(0, PROGRESS_SCALE, f"p{i}_{v}")
                 c[i, v] = m.NewBoolVar(f"c{i}_{v}")
                 bs = by_visit.get((i, v), [])
                 m.Add(p[i, v] <= sum(blocks[b].qint * x[b] for b in bs))
-                m.Add(_Q * c[i, v] <= p[i, v])
+                m.Add(PROGRESS_SCALE * c[i, v] <= p[i, v])
                 if v > 0:
-                    m.Add(p[i, v] <= _Q * c[i, v - 1])
+                    m.Add(p[i, v] <= PROGRESS_SCALE * c[i, v - 1])
                     for b in bs:
                         m.AddImplication(x[b], c[i, v - 1])
             for v in range(nvis[i] - 1):
@@ -431,7 +401,7 @@ class OfflineOptimum(Policy):
         scale = _MAX_COEF / float(unit.max())
         coef = np.maximum(np.round(scale * unit), 1).astype(np.int64)
         bonus = float(u.config.sequence_bonus)
-        bcoef = np.round(scale * bonus * cat.priority * _Q).astype(np.int64)
+        bcoef = np.round(scale * bonus * cat.priority * PROGRESS_SCALE).astype(np.int64)
         terms = [int(coef[i]) * p[i, v] for i in range(n) for v in range(nvis[i])]
         terms += [int(bcoef[i]) * c[i, nvis[i] - 1] for i in range(n) if nvis[i] > 1 and bcoef[i] > 0]
         m.Maximize(sum(terms) - sum(x))
@@ -440,37 +410,13 @@ class OfflineOptimum(Policy):
         # weights rounded (0.5 per unit of progress), each block's value floored (< 1 unit per block; blocks
         # cannot overlap), bonus weights rounded, block penalties
         max_blocks = n_slots // max(1, min((blk.n_slots for blk in blocks), default=1))
-        slack = 0.5 * _Q * n_visits_total + float(coef.max()) * max_blocks + 0.5 * n + max_blocks
-        denom = scale * _Q * u.total_weight
+        slack = 0.5 * PROGRESS_SCALE * n_visits_total + float(coef.max()) * max_blocks + 0.5 * n + max_blocks
+        denom = scale * PROGRESS_SCALE * u.total_weight
         # a greedy schedule in the same formulation as a starting point (CP-SAT's LNS improves it)
         tstar = [math.floor((blk.start_s - w - gap[blk.target]) / dt) for blk in blocks]
-        greedy, best = [], -1.0
-        for alpha in (0.0, 0.5, 1.0, 1.5):  # reward per slot^alpha: a few variants, keep the best
-            cand = _greedy_blocks(blocks, tstar, cat, bonus, n_slots, gslots, r, alpha)
-            value = plan_value(u, self._plan_from(u, blocks, cand))
-            if value > best:
-                greedy, best = cand, value
-        chosen = set(greedy)
-        for b, xb in enumerate(x):
-            m.AddHint(xb, b in chosen)
-        total = {}
-        ends: dict[tuple[int, int], int] = {}
-        covered = {}
-        for b in greedy:
-            blk = blocks[b]
-            key = (blk.target, blk.visit)
-            total[key] = total.get(key, 0) + blk.qint
-            ends[key] = max(ends.get(key, 0), blk.end_slot)
-            for t in range(blk.slot, min(blk.slot + blk.n_slots, n_slots)):
-                covered[t] = int(cat.filter[blk.target])
-        for (i, v), pv in p.items():
-            m.AddHint(pv, min(_Q, total.get((i, v), 0)))
-            m.AddHint(c[i, v], total.get((i, v), 0) >= _Q)
-        for (f, t), yv in y.items():
-            m.AddHint(yv, covered.get(t) == f)
-        for (i, v), fv in fvars.items():
-            for t, fvt in enumerate(fv):
-                m.AddHint(fvt, t >= ends.get((i, v), 0))
+        greedy = best_greedy(blocks, tstar, cat, bonus, n_slots, gslots, r,
+                             lambda cand: plan_value(u, self._plan_from(u, blocks, cand)))
+        add_hints(m, x, p, c, y, fvars, blocks, greedy, n_slots, cat)
         return blocks, {"model": m, "x": x, "denom": denom, "slack": slack, "greedy": greedy, "gslots": gslots}
 
     def _solve_cpsat(self, u, blocks, parts) -> None:
@@ -542,244 +488,8 @@ class OfflineOptimum(Policy):
         if new:
             self.solve()
         self._last_t = t
-        a = self._next_action(u, t)
+        a = self.replay.next_action(u)
         return (np.array([a]) if batched else a), None
 
-    def _next_action(self, u, t: float) -> int:
-        mask = u.action_masks()
-        visits = u.state["visits"]
-        while self._next < len(self.plan):
-            ex = self.plan[self._next]
-            i = ex.target
-            if visits[i] > ex.visit or visits[i] >= u.catalogue.n_visits[i]:
-                self._next += 1  # that visit is already complete: the exposure is not needed
-                continue
-            start = t + u.overhead_s(i)
-            if start < ex.start_s - self.wait_slack_s - 1e-6:
-                return u.wait_action
-            if mask[i]:
-                self._next += 1
-                return i
-            if start > ex.start_s + self.drop_late_s:
-                self.skipped.append(ex)
-                self._next += 1
-                continue
-            return u.wait_action
-        return u.wait_action
 
-
-def _greedy_blocks(blocks: list[_Block], tstar: list[int], cat, bonus: float, n_slots: int, gslots: int,
-                   first_filter: int, alpha: float = 1.0) -> list[int]:
-    """A feasible solution of the integer model: sweep the slots and start, whenever the telescope is free,
-    the block with the best reward / slots^alpha (next visit of its target, gaps and filter changes respected)."""
-    by_slot: list[list[int]] = [[] for _ in range(n_slots)]
-    for b, blk in enumerate(blocks):
-        by_slot[blk.slot].append(b)
-    n = len(cat)
-    visit = np.zeros(n, int)
-    progress = np.zeros(n, int)  # scaled like the model (floored block values)
-    end_of: dict[tuple[int, int], int] = {}
-    last_filter, last_end = first_filter, 0
-    chosen = []
-    cur = 0
-    while cur < n_slots:
-        best, best_rate = -1, 0.0
-        for b in by_slot[cur]:
-            blk = blocks[b]
-            i = blk.target
-            if blk.visit != visit[i] or visit[i] >= cat.n_visits[i]:
-                continue
-            if blk.visit > 0 and tstar[b] < end_of[i, blk.visit - 1]:
-                continue
-            f = int(cat.filter[i])
-            if f != last_filter and cur < last_end + gslots:
-                continue
-            gain = cat.priority[i] / cat.n_visits[i] * (min(_Q, progress[i] + blk.qint) - progress[i]) / _Q
-            if progress[i] + blk.qint >= _Q and blk.visit == cat.n_visits[i] - 1 and cat.n_visits[i] > 1:
-                gain += bonus * cat.priority[i]
-            rate = gain / blk.n_slots ** alpha
-            if rate > best_rate:
-                best, best_rate = b, rate
-        if best < 0:
-            cur += 1
-            continue
-        blk = blocks[best]
-        i = blk.target
-        chosen.append(best)
-        progress[i] += blk.qint
-        end_of[i, blk.visit] = max(end_of.get((i, blk.visit), 0), blk.end_slot)
-        if progress[i] >= _Q:
-            visit[i] += 1
-            progress[i] = 0
-        last_filter, last_end = int(cat.filter[i]), blk.slot + blk.n_slots
-        cur = last_end
-    return chosen
-
-
-def plan_value(env, plan: list[PlannedExposure]) -> float:
-    """Return of a plan under the env's reward, each exposure valued at its ``q`` (visits complete when the
-    cumulated SNR^2 reaches the request, the excess is lost, as in ``step_kernel``)."""
-    u = getattr(env, "unwrapped", env)
-    cat = u.catalogue
-    bonus = float(u.config.sequence_bonus)
-    visits = np.zeros(len(cat), int)
-    prog = np.zeros(len(cat))
-    total = 0.0
-    for ex in sorted(plan, key=lambda e: e.start_s):
-        i = ex.target
-        if visits[i] >= cat.n_visits[i]:
-            continue
-        before = min(1.0, prog[i])
-        prog[i] += ex.q
-        after = min(1.0, prog[i])
-        total += cat.priority[i] * (after - before) / cat.n_visits[i]
-        if after >= 1.0:
-            visits[i] += 1
-            prog[i] = 0.0
-            if visits[i] == cat.n_visits[i] and cat.n_visits[i] > 1:
-                total += bonus * cat.priority[i]
-    return total / u.total_weight
-
-
-def _max_visits(vis: np.ndarray, n: int, exposure: float, gap: float, n_visits: int, length: float,
-                grid_s: float) -> int:
-    """Most visits of target n that can start tonight (capped at ``n_visits``): the greedy earliest-start
-    sequence of exposures that pass the env's ``visible_through`` with starts at least
-    ``exposure + gap`` apart. Within a grid cell the feasible starts form an interval that begins at
-    the cell's grid point, so the earliest feasible start at or after tau is tau or a later grid point."""
-    count, tau = 0, 0.0
-    n_grid = vis.shape[0]
-    while count < n_visits:
-        start = None
-        if tau + exposure <= length and _visible_through(vis, n, tau, tau + exposure, grid_s):
-            start = tau
-        else:
-            k = math.floor(tau / grid_s) + 1
-            while k < n_grid and k * grid_s + exposure <= length:
-                if _visible_through(vis, n, k * grid_s, k * grid_s + exposure, grid_s):
-                    start = k * grid_s
-                    break
-                k += 1
-        if start is None:
-            break
-        count += 1
-        tau = start + exposure + gap
-    return count
-
-
-def upper_bound_lp(env, bound_slot_s: float | None = None) -> float:
-    """An upper bound on any policy's return for the env's current (single-night) episode.
-
-    The LP relaxation described in the module docstring, solved with HiGHS.
-
-    Parameters
-    ----------
-    env: the env after ``reset``.
-    bound_slot_s: slot length (None: the env's ``grid_s``); smaller is tighter and larger.
-
-    Raises
-    ------
-    ValueError: bad ``bound_slot_s`` or the env has not been reset.
-    RuntimeError: HiGHS does not report an optimal LP.
-    """
-    import highspy
-
-    u = getattr(env, "unwrapped", env)
-    if not u.nights:
-        raise ValueError("reset the env before computing the bound")
-    night = u.nights[0]
-    table, vis, weather = night.table, night.vis, night.weather
-    cat, par = u.catalogue, u.kernel_parameters
-    grid_s, length = float(u.config.grid_s), float(table.length_s)
-    db = grid_s if bound_slot_s is None else float(bound_slot_s)
-    if not np.isfinite(db) or db <= 0:
-        raise ValueError(f"bound_slot_s={bound_slot_s!r} must be > 0")
-    readout = float(par[P_READOUT])
-    n_grid = table.times_s.size
-    n_slots = int(length // db)
-    n = len(cat)
-    exp, nvis = cat.exposure_s.astype(float), cat.n_visits.astype(float)
-    cm = photometry.cm_for_aperture(u.telescope.aperture_m)[cat.filter]
-    wl, ext = photometry.WAVELENGTH_NM[cat.filter], photometry.EXTINCTION[cat.filter]
-    cols_i, cols_s, cols_q = [], [], []
-    for i in range(n):
-        for s in range(n_slots):
-            lo = s * db
-            if lo + exp[i] > length:
-                break
-            # visibility on the grid points every start in the slot spans, and at the start itself
-            k_a, k_b = math.ceil((lo + db) / grid_s), math.floor((lo + exp[i]) / grid_s)
-            if k_a <= k_b and not vis[k_a:min(k_b, n_grid - 1) + 1, i].all():
-                continue
-            k_s0, k_s1 = int(lo // grid_s), min(int((lo + db) // grid_s), n_grid - 1)
-            if not vis[k_s0:k_s1 + 1, i].any():
-                continue
-            # best conditions on the grid points around the mid-exposure range
-            m0, m1 = lo + 0.5 * exp[i], lo + db + 0.5 * exp[i]
-            g0 = min(max(math.floor(m0 / grid_s), 0), n_grid - 1)
-            g1 = min(max(math.ceil(m1 / grid_s), 0), n_grid - 1)
-            sl = slice(g0, g1 + 1)
-            alt = float(table.alt[sl, i].max())
-            mu = float(table.sky_mag[sl, i].max())
-            seeing = float(weather.seeing_arcsec[sl].min())
-            tau = float(weather.cloud_tau[sl].min())
-            x = 1.0 / math.sin(math.radians(max(alt, 0.5)))
-            snr = photometry.point_source_snr(cat.mag[i], cm[i], mu, seeing, x, wl[i], u.telescope.system_fwhm_arcsec,
-                                              exp[i], ext[i], tau)
-            q = float(snr) ** 2 / float(cat.snr[i]) ** 2
-            if q > 0:
-                cols_i.append(i)
-                cols_s.append(s)
-                cols_q.append(q)
-    n_x = len(cols_i)
-    # variables: x (n_x) in [0, 1], then progress P_i in [0, nvis_i], then bonus C_i in [0, 1]
-    bonus = float(u.config.sequence_bonus)
-    multi = nvis > 1
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    inf = highspy.kHighsInf
-    n_var = n_x + 2 * n
-    cost = np.zeros(n_var)
-    cost[n_x:n_x + n] = cat.priority / nvis / u.total_weight
-    cost[n_x + n:] = np.where(multi, bonus * cat.priority / u.total_weight, 0.0)
-    lower = np.zeros(n_var)
-    reach = np.array([_max_visits(vis, i, exp[i], float(cat.min_gap_s[i]), int(nvis[i]), length, grid_s)
-                      for i in range(n)], dtype=float)
-    upper = np.concatenate([np.ones(n_x), reach, np.where(multi & (reach >= nvis), 1.0, 0.0)])
-    h.addVars(n_var, lower, upper)
-    h.changeColsCost(n_var, np.arange(n_var, dtype=np.int32), -cost)  # HiGHS minimises
-    rows_lo, rows_hi, starts, index, value = [], [], [], [], []
-
-    def add_row(idx, val, lo_, hi_):
-        starts.append(len(index))
-        index.extend(idx)
-        value.extend(val)
-        rows_lo.append(lo_)
-        rows_hi.append(hi_)
-
-    # slots surely covered: start in slot s covers slots s+1 .. s + floor((exp + readout) / db) - 1
-    cover: list[list[int]] = [[] for _ in range(n_slots)]
-    for col, (i, s) in enumerate(zip(cols_i, cols_s)):
-        for t in range(s + 1, min(s + int((exp[i] + readout) // db), n_slots)):
-            cover[t].append(col)
-    for t in range(n_slots):
-        if len(cover[t]) > 1:
-            add_row(cover[t], [1.0] * len(cover[t]), -inf, 1.0)
-    per_target: list[list[int]] = [[] for _ in range(n)]
-    for col, i in enumerate(cols_i):
-        per_target[i].append(col)
-    for i in range(n):
-        # P_i - sum q x <= 0
-        add_row([n_x + i] + per_target[i], [1.0] + [-cols_q[c] for c in per_target[i]], -inf, 0.0)
-        if multi[i]:  # C_i - P_i / nvis_i <= 0
-            add_row([n_x + n + i, n_x + i], [1.0, -1.0 / nvis[i]], -inf, 0.0)
-    if rows_lo:
-        h.addRows(len(rows_lo), np.array(rows_lo), np.array(rows_hi), len(index), np.array(starts, np.int32),
-                  np.array(index, np.int32), np.array(value))
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        raise RuntimeError(f"upper-bound LP: HiGHS status {h.modelStatusToString(h.getModelStatus())}")
-    return float(-h.getInfo().objective_function_value)
-
-
-__all__ = ["OfflineOptimum", "PlannedExposure", "plan_value", "upper_bound_lp"]
+__all__ = ["OfflineOptimum"]
