@@ -68,24 +68,21 @@ class PlanReplayer:
     def __init__(self, entries: Sequence[PlanEntry], lead_s: float | None = 0.0):
         self.entries = list(entries)
         self.lead_s = lead_s
+        self._start(log_len=0, clock=(-1, -1.0))
+
+    def _start(self, log_len: int, clock: tuple[int, float]) -> None:
         self.outcomes: list[str | None] = [None] * len(self.entries)
         self.position = 0
         self._in_entry = False
         self._exposures = 0
         self._visits0 = 0
-        self._log_len = 0
-        self._clock = (-1, -1.0)
+        self._log_len = log_len
+        self._clock = clock
 
     def rewind(self, env) -> PlanReplayer:
         """Start again at the first entry, from the env's current clock and exposure log; returns ``self``."""
-        self.position = 0
-        self._in_entry = False
-        self._exposures = 0
-        self._visits0 = 0
-        self._log_len = len(env.log)
-        self.outcomes = [None] * len(self.entries)
         state = env.state
-        self._clock = (state["night"], state["time_s"])
+        self._start(log_len=len(env.log), clock=(state["night"], state["time_s"]))
         return self
 
     def went_back(self, env) -> bool:
