@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
-from astrogym.envs import ENV_SPECS
+from astrogym.envs import ids_for
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,14 +118,9 @@ def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) ->
     return factory(context)
 
 
-def _ids(entry_point: str) -> tuple[str, ...]:
-    """Every registered id of one env class (the AO presets share one)."""
-    return tuple(s.id for s in ENV_SPECS if s.entry_point == entry_point)
-
-
-LOCK_IDS = _ids("astrogym.envs.interferometer.env:InterferometerLockEnv")
-AO_IDS = _ids("astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv")
-SCHEDULING_IDS = _ids("astrogym.envs.scheduling.env:TelescopeSchedulingEnv")
+LOCK_IDS = ids_for("astrogym.envs.interferometer.env:InterferometerLockEnv")
+AO_IDS = ids_for("astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv")
+SCHEDULING_IDS = ids_for("astrogym.envs.scheduling.env:TelescopeSchedulingEnv")
 
 
 # -- factories of the built-in policies ----------------------------------------------------------------
@@ -193,25 +188,21 @@ def _optimum(ctx: PolicyContext):
     return OfflineOptimum(ctx.env, **{"time_limit_s": 30.0, **ctx.options})
 
 
-_HERE = "astrogym.agents.registry"
-register_policy("baseline", f"{_HERE}:_loop_shaping", env_ids=LOCK_IDS,
-                summary="loop-shaping linear controller (boosts, leads, elliptic low-passes)")
-register_policy("zero", f"{_HERE}:_zero", env_ids=LOCK_IDS + AO_IDS, summary="open loop: always commands zero")
-register_policy("baseline", f"{_HERE}:_integrator", env_ids=AO_IDS, summary="alias of 'integrator'",
-                in_benchmark=False)
-register_policy("integrator", f"{_HERE}:_integrator", env_ids=AO_IDS,
-                summary="leaky integrator, gain tuned on a training seed")
-register_policy("predictive", f"{_HERE}:_predictive", env_ids=AO_IDS,
-                summary="ridge least-squares spatio-temporal predictor, fitted on a training seed")
-register_policy("random", f"{_HERE}:_random_scheduler", env_ids=SCHEDULING_IDS,
-                summary="uniform over the allowed actions (waiting included)")
-register_policy("baseline", f"{_HERE}:_greedy", env_ids=SCHEDULING_IDS, summary="alias of 'greedy'",
-                in_benchmark=False)
-register_policy("greedy", f"{_HERE}:_greedy", env_ids=SCHEDULING_IDS,
-                summary="priority per second needed to complete a visit now")
-register_policy("astroplan-priority", f"{_HERE}:_astroplan_priority", env_ids=SCHEDULING_IDS,
-                summary="astroplan PriorityScheduler plan, replayed")
-register_policy("astroplan-sequential", f"{_HERE}:_astroplan_sequential", env_ids=SCHEDULING_IDS,
-                summary="astroplan SequentialScheduler plan, replayed (~2 s per decision)", in_benchmark=False)
-register_policy("optimum", f"{_HERE}:_optimum", env_ids=SCHEDULING_IDS,
-                summary="offline CP-SAT plan with the night's weather known, replayed")
+# name, factory in this module, env ids, summary, in the benchmark
+_BUILTIN = (
+    ("baseline", "_loop_shaping", LOCK_IDS, "loop-shaping linear controller (boosts, leads, elliptic low-passes)", True),
+    ("zero", "_zero", LOCK_IDS + AO_IDS, "open loop: always commands zero", True),
+    ("baseline", "_integrator", AO_IDS, "alias of 'integrator'", False),
+    ("integrator", "_integrator", AO_IDS, "leaky integrator, gain tuned on a training seed", True),
+    ("predictive", "_predictive", AO_IDS, "ridge least-squares spatio-temporal predictor, fitted on a training seed",
+     True),
+    ("random", "_random_scheduler", SCHEDULING_IDS, "uniform over the allowed actions (waiting included)", True),
+    ("baseline", "_greedy", SCHEDULING_IDS, "alias of 'greedy'", False),
+    ("greedy", "_greedy", SCHEDULING_IDS, "priority per second needed to complete a visit now", True),
+    ("astroplan-priority", "_astroplan_priority", SCHEDULING_IDS, "astroplan PriorityScheduler plan, replayed", True),
+    ("astroplan-sequential", "_astroplan_sequential", SCHEDULING_IDS,
+     "astroplan SequentialScheduler plan, replayed (~2 s per decision)", False),
+    ("optimum", "_optimum", SCHEDULING_IDS, "offline CP-SAT plan with the night's weather known, replayed", True),
+)
+for _name, _factory, _ids, _summary, _bench in _BUILTIN:
+    register_policy(_name, f"{__name__}:{_factory}", env_ids=_ids, summary=_summary, in_benchmark=_bench)

@@ -79,6 +79,13 @@ def cmd_list(args) -> int:
 
 def cmd_bench(args) -> int:
     domain = registry.get_domain(args.env)
+    if args.training:
+        from astrogym.experiments.bench_training import training_steps_per_s, training_table
+
+        steps = args.training_steps or (2_000 if args.quick else 20_000)
+        row = training_steps_per_s(args.env, args.algo, steps=steps)
+        print(f"## {args.env} training throughput ({row['steps']} steps)\n\n{training_table([row])}")
+        return 0
     if domain.throughput is None:
         raise ValueError(f"{args.env} has no throughput bench")
     print(f"## {args.env} throughput\n\n{domain.throughput(args.env, args.quick)}")
@@ -160,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="environment throughput against a peer")
     p.add_argument("env")
     p.add_argument("--quick", action="store_true", help="shorter timings")
+    p.add_argument("--training", action="store_true",
+                   help="SB3 training steps/s of the default algorithm beside the env's raw steps/s")
+    p.add_argument("--algo", default=None, help="with --training: the algorithm (default: the env's)")
+    p.add_argument("--training-steps", type=int, default=None, help="with --training: steps to time")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("evaluate", help="policies on a scenario's held-out seeds, with 95%% confidence intervals")

@@ -11,7 +11,6 @@ import numpy as np
 from tqdm import tqdm
 
 import astrogym  # noqa: F401  (registers the ids)
-from astrogym.agents import LoopShapingController, ZeroPolicy
 from astrogym.agents.base import Policy
 from astrogym.envs.interferometer import metrics
 
@@ -27,26 +26,6 @@ class LockRun:
     control_nm: np.ndarray
     rewards: np.ndarray
     terminated: bool
-
-
-def load_policy(spec: str, env: gym.Env) -> Policy:
-    """``"baseline"`` (loop-shaping), ``"zero"`` (open loop) or the path of a stable-baselines3 ``.zip``."""
-    if spec == "baseline":
-        return LoopShapingController(env)
-    if spec == "zero":
-        return ZeroPolicy(env.observation_space, env.action_space)
-    path = Path(spec)
-    if not path.exists():
-        raise ValueError(f"policy {spec!r}: not 'baseline', 'zero' or an existing stable-baselines3 .zip file")
-    import stable_baselines3 as sb3
-
-    errors = []
-    for algo in (sb3.PPO, sb3.SAC, sb3.TD3, sb3.A2C, sb3.DDPG):
-        try:
-            return algo.load(path, device="cpu")
-        except Exception as exc:  # wrong algorithm class for this file: try the next
-            errors.append(f"{algo.__name__}: {exc}")
-    raise ValueError(f"could not load {spec} as an SB3 model: " + "; ".join(errors))
 
 
 def run_lock(policy: Policy, env: gym.Env, seconds: float, seed: int, name: str = "",

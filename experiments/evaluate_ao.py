@@ -9,7 +9,8 @@ import numpy as np
 from tqdm import tqdm
 
 import astrogym  # noqa: F401
-from astrogym.agents import LeakyIntegrator, LinearPredictiveController, tune_integrator_gain
+from astrogym.agents import tune_integrator_gain
+from astrogym.agents.registry import PolicyContext, make_policy
 from astrogym.envs.adaptive_optics import metrics, theory
 from astrogym.envs.adaptive_optics.config import PRESET_IDS
 
@@ -38,12 +39,11 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
                                        frames=400, seed=seed + 1000)
     env = make(episode_frames=frames, psf_every=10)
     cfg = env.unwrapped.config
-    if controller == "predictive":
-        policy = LinearPredictiveController(env).fit(make(episode_frames=10**9), seed=seed + 2000)
-    elif controller == "integrator":
-        policy = LeakyIntegrator(env, gain=gain)
-    else:
+    if controller not in ("integrator", "predictive"):
         raise ValueError(f"controller={controller!r}; allowed 'integrator' or 'predictive'")
+    # the predictor is fitted on telemetry of its own seed
+    policy = make_policy(controller, PolicyContext(env, make, tuning_seed=seed + 2000, options=(
+        {"gain": gain} if controller == "integrator" else {})), env_id=env_id)
     obs, _ = env.reset(seed=seed)
     variances, info = [], {}
     for k in tqdm(range(frames), disable=not progress, desc=env_id.split("/")[1], unit="frame", mininterval=0.5):

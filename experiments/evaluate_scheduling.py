@@ -21,7 +21,6 @@ import numpy as np
 from tqdm import tqdm
 
 import astrogym  # noqa: F401
-from astrogym.agents.scheduling import GreedyScheduler, RandomValidScheduler
 
 ENV_ID = "astrogym/TelescopeScheduling-v0"
 METRICS = ("return", "priority_weighted_completion", "open_shutter_fraction", "mean_overhead_s", "mean_airmass",
@@ -29,25 +28,19 @@ METRICS = ("return", "priority_weighted_completion", "open_shutter_fraction", "m
 
 
 def _policy_makers(names: list[str], optimum_time_limit_s: float) -> dict[str, Callable]:
-    makers: dict[str, Callable] = {}
-    for name in names:
-        if name == "random":
-            makers[name] = lambda env: RandomValidScheduler(env)
-        elif name == "greedy":
-            makers[name] = lambda env: GreedyScheduler.for_env(env)
-        elif name in ("astroplan-priority", "astroplan-sequential"):
-            from astrogym.agents.scheduling.astroplan import AstroplanScheduler
+    """Registered scheduling policies by name (``agents/registry.py``), built for each night's env."""
+    from astrogym.agents.registry import PolicyContext, make_policy, policies_for
 
-            kind = name.split("-")[1]
-            makers[name] = lambda env, kind=kind: AstroplanScheduler(env, kind=kind)
-        elif name == "optimum":
-            from astrogym.agents.scheduling.optimum import OfflineOptimum
+    known = {p.name for p in policies_for(ENV_ID)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown scheduling policy {unknown}; known: {', '.join(sorted(known))}")
 
-            makers[name] = lambda env: OfflineOptimum(env, time_limit_s=optimum_time_limit_s)
-        else:
-            raise ValueError(f"unknown scheduling policy {name!r}; known: random, greedy, astroplan-priority, "
-                             "astroplan-sequential, optimum")
-    return makers
+    def maker(name: str) -> Callable:
+        options = {"time_limit_s": optimum_time_limit_s} if name == "optimum" else {}
+        return lambda env: make_policy(name, PolicyContext(env, lambda **kw: gym.make(ENV_ID, **kw), 0, options),
+                                       env_id=ENV_ID)
+    return {name: maker(name) for name in names}
 
 
 def play_night(env, policy, obs) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 import astrogym  # noqa: F401  (registers the ids)
-from astrogym.agents.registry import PolicyContext, make_policy
+from astrogym.agents.registry import PolicyContext, is_checkpoint_path, make_policy
 from astrogym.experiments.registry import Domain, Metric, get_domain
 from astrogym.experiments.scenarios import Scenario
 
@@ -142,18 +142,19 @@ def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int
         return gym.make(env_id, **{**scenario.env_kwargs, **overrides})
 
     for name in policies:
+        label = Path(name).name if is_checkpoint_path(name) else name  # a run folder or .zip: its own name
         env = make_env()
         t0 = time.perf_counter()
         policy = make_policy(name, PolicyContext(env, make_env, scenario.tuning_seed, dict(options.get(name, {}))),
                              env_id=env_id)
         t1 = time.perf_counter()
         rows = []
-        for seed in tqdm(seeds, desc=f"{env_id.split('/')[-1]} {scenario.name} {name}", unit="episode",
+        for seed in tqdm(seeds, desc=f"{env_id.split('/')[-1]} {scenario.name} {label}", unit="episode",
                          disable=not progress, leave=False):
             rows.append(run_episode(env, policy, seed, domain.recorder(env), scenario.reset_options))
-        result.episodes[name] = rows
-        result.build_seconds[name] = t1 - t0
-        result.play_seconds[name] = time.perf_counter() - t1
+        result.episodes[label] = rows
+        result.build_seconds[label] = t1 - t0
+        result.play_seconds[label] = time.perf_counter() - t1
         env.close()
     return result
 

@@ -11,7 +11,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from astrogym.experiments.evaluation import mean_ci
 from astrogym.experiments.registry import get_domain

@@ -112,12 +112,15 @@ def _vecnormalize(venv) -> Any:
 
 
 # -- callbacks --------------------------------------------------------------------------------------------
-class AtomicCheckpointCallback(BaseCallback):
-    """Every ``freq`` environment steps: ``checkpoints/step_N.zip`` with its statistics (and replay buffer)."""
+class PeriodicCallback(BaseCallback):
+    """Calls :meth:`on_period` each time the environment steps cross a multiple of ``freq``.
 
-    def __init__(self, run_dir: Path, freq: int, replay_buffer: bool, keep: int = KEEP_CHECKPOINTS):
+    Counted in environment steps (all envs together), so a resumed run keeps the same schedule.
+    """
+
+    def __init__(self, freq: int):
         super().__init__()
-        self.run_dir, self.freq, self.replay_buffer, self.keep = run_dir, freq, replay_buffer, keep
+        self.freq = freq
         self._next = None
 
     def _on_training_start(self) -> None:
@@ -126,8 +129,22 @@ class AtomicCheckpointCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.freq + 1) * self.freq
-            self.save()
+            self.on_period()
         return True
+
+    def on_period(self) -> None:
+        raise NotImplementedError
+
+
+class AtomicCheckpointCallback(PeriodicCallback):
+    """Every ``freq`` environment steps: ``checkpoints/step_N.zip`` with its statistics (and replay buffer)."""
+
+    def __init__(self, run_dir: Path, freq: int, replay_buffer: bool, keep: int = KEEP_CHECKPOINTS):
+        super().__init__(freq)
+        self.run_dir, self.replay_buffer, self.keep = run_dir, replay_buffer, keep
+
+    def on_period(self) -> None:
+        self.save()
 
     def save(self) -> Path:
         folder = self.run_dir / CHECKPOINT_DIR
@@ -141,7 +158,7 @@ class AtomicCheckpointCallback(BaseCallback):
         return path
 
 
-class HeldOutEvalCallback(BaseCallback):
+class HeldOutEvalCallback(PeriodicCallback):
     """Every ``freq`` steps, play the scenario's first ``episodes`` evaluation seeds deterministically.
 
     Logs ``eval/mean_reward``, ``eval/mean_ep_length`` and ``eval/{metric}`` for the domain's
@@ -150,9 +167,9 @@ class HeldOutEvalCallback(BaseCallback):
 
     def __init__(self, run_dir: Path, env_id: str, scenario: Scenario, domain: Domain, algorithm: Algorithm,
                  env_kwargs: dict, freq: int, episodes: int):
-        super().__init__()
+        super().__init__(freq)
         self.run_dir, self.env_id, self.scenario, self.domain = run_dir, env_id, scenario, domain
-        self.algorithm, self.freq, self.seeds = algorithm, freq, scenario.seeds(episodes)
+        self.algorithm, self.seeds = algorithm, scenario.seeds(episodes)
         self.env = gym.make(env_id, **env_kwargs)
         self.history: dict[str, list] = {"timesteps": [], "results": [], "ep_lengths": []}
         self.best = -np.inf
@@ -166,16 +183,9 @@ class HeldOutEvalCallback(BaseCallback):
                     else -np.inf
             except (OSError, ValueError, KeyError):
                 warnings.warn(f"{previous} is unreadable; the evaluation curve restarts")
-        self._next = None
 
-    def _on_training_start(self) -> None:
-        self._next = (self.num_timesteps // self.freq + 1) * self.freq
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next:
-            self._next = (self.num_timesteps // self.freq + 1) * self.freq
-            self.evaluate()
-        return True
+    def on_period(self) -> None:
+        self.evaluate()
 
     def evaluate(self) -> dict:
         policy = TrainedPolicy(self.model, self.algorithm, env=self.env,

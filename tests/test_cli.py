@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 
 from astrogym.experiments.cli import main
 
@@ -26,37 +25,44 @@ def test_list_with_config(capsys):
 
 
 def test_bench_prints_three_rates_and_ratio(capsys):
-    assert main(["bench", "astrogym/InterferometerLock-v0", "--steps", "5000", "--repeats", "1"]) == 0
+    assert main(["bench", "astrogym/InterferometerLock-v0", "--quick"]) == 0
     text = capsys.readouterr().out
     for key in ("env through gym.make", "raw numba kernel", "SciPy per-sample reference", "env / SciPy reference"):
         assert key in text
 
 
-def test_unknown_env_is_a_clear_error():
-    with pytest.raises(SystemExit, match="unknown environment 'nope'"):
-        main(["bench", "nope"])
+def test_unknown_env_is_a_clear_error(capsys):
+    assert main(["bench", "nope"]) == 2
+    assert "unknown environment 'nope'" in capsys.readouterr().err
 
 
 def test_evaluate_writes_table_and_plot(tmp_path, capsys):
-    assert main(["evaluate", "astrogym/InterferometerLock-v0", "--seconds", "30", "--out", str(tmp_path)]) == 0
+    assert main(["evaluate", "astrogym/InterferometerLock-v0", "--episodes", "2", "--report", "--quick",
+                 "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "| baseline |" in text and "| zero |" in text and "closed-loop stable" in text
-    png = tmp_path / "interferometer_asd.png"
+    folder = tmp_path / "InterferometerLock-v0"
+    png = folder / "interferometer_asd.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| baseline |" in (tmp_path / "evaluation.md").read_text()
+    assert "| baseline |" in (folder / "default.md").read_text()
+    # another env's or scenario's evaluation does not overwrite this one
+    assert main(["evaluate", "astrogym/InterferometerLock-v0", "--scenario", "power-seismic-range", "--episodes", "2",
+                 "--out", str(tmp_path)]) == 0
+    assert (folder / "default.md").is_file() and (folder / "power-seismic-range.md").is_file()
 
 
-def test_evaluate_rejects_missing_policy_file(tmp_path):
-    with pytest.raises(ValueError, match="not 'baseline', 'zero' or an existing"):
-        main(["evaluate", "astrogym/InterferometerLock-v0", "--seconds", "20", "--policy", "nope.zip",
-              "--out", str(tmp_path)])
+def test_evaluate_rejects_missing_policy_file(tmp_path, capsys):
+    assert main(["evaluate", "astrogym/InterferometerLock-v0", "--policy", "nope.zip", "--out", str(tmp_path)]) == 2
+    assert "policy 'nope.zip': no such file or run folder" in capsys.readouterr().err
 
 
 def test_evaluate_adaptive_optics_writes_budget_table_and_psf(tmp_path, capsys):
-    assert main(["evaluate", "astrogym/AdaptiveOpticsSmall-v0", "--frames", "200", "--out", str(tmp_path)]) == 0
+    assert main(["evaluate", "astrogym/AdaptiveOpticsSmall-v0", "--episodes", "1", "--report", "--quick",
+                 "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "long-exposure Strehl" in text and "budget Strehl" in text and "(20x20)" in text
-    png = tmp_path / "adaptiveopticssmall-v0_psf.png"
+    assert "| integrator |" in text and "| predictive |" in text and "| zero |" in text
+    png = tmp_path / "AdaptiveOpticsSmall-v0" / "adaptiveopticssmall-v0_psf.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -76,11 +82,12 @@ def test_list_describes_the_scheduling_graph_observation(capsys):
 
 
 def test_evaluate_scheduling_writes_table_and_schedule_plot(tmp_path, capsys):
-    assert main(["evaluate", "astrogym/TelescopeScheduling-v0", "--nights", "1", "--policy", "greedy",
-                 "--policy", "random", "--out", str(tmp_path)]) == 0
+    assert main(["evaluate", "astrogym/TelescopeScheduling-v0", "--episodes", "1", "--policy", "greedy",
+                 "--policy", "random", "--report", "--quick", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "| greedy |" in text and "| random |" in text and "priority-weighted completion" in text
-    assert (tmp_path / "schedule_greedy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = tmp_path / "TelescopeScheduling-v0" / "schedule_greedy.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_scheduling_bench_table_parts():

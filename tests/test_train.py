@@ -150,3 +150,25 @@ def test_recurrent_ppo_trains_and_evaluates(tmp_path, capsys):
     assert main(["evaluate", "astrogym/InterferometerLock-v0", "--policy", str(run / "best_model.zip"),
                  "--episodes", "1", "--out", str(tmp_path / "r")]) == 0
     assert "| best_model.zip |" in capsys.readouterr().out
+
+
+def test_plot_training_curves_of_two_seeds(tmp_path, capsys):
+    env_id, hp, steps = SMOKE[0]
+    runs = [_train(tmp_path / f"s{seed}", env_id, hp + ["env_kwargs={episode_length_s: 2.0}"], steps, "--seed",
+                   str(seed)) for seed in (0, 1)]
+    png = tmp_path / "curves.png"
+    assert main(["plot", *map(str, runs), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(tmp_path)]) == 2  # not a run folder
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_subprocess_envs_train_masked_scheduling(tmp_path):
+    """Two SubprocVecEnv workers (kernels compiled once in the parent first); masks cross the process boundary."""
+    run = tmp_path / "sched2"
+    assert main(["train", "astrogym/TelescopeScheduling-v0", "--timesteps", "128", "--n-envs", "2", "--seed", "7",
+                 "--run-dir", str(run), "--hp", "n_steps=32", "--hp", "batch_size=32", "--hp", "n_epochs=1",
+                 "--eval-freq", "1000", "--no-progress"]) == 0
+    config = yaml.safe_load((run / "config.yml").read_text())
+    assert config["training_seeds"] == [7, 8] and config["algo"] == "maskable_ppo"
+    assert yaml.safe_load((run / "status.yml").read_text())["num_timesteps"] >= 128

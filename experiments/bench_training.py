@@ -1,0 +1,69 @@
+"""Training throughput beside the env's own: is the env ever the bottleneck?
+
+For one env id and algorithm (default: the env's), with the shipped hyperparameters (``n_envs``
+included) and no evaluation or checkpoints, it measures in one run:
+
+* the env's raw steps/s: ``env.step`` with random actions through ``gym.make``, one process;
+* SB3's training steps/s (``fps``): rollouts, optimisation and logging, ``n_envs`` in a
+  ``SubprocVecEnv``, ``torch`` threads as configured;
+
+and prints their ratio (how many times faster the env steps than SB3 trains).
+"""
+
+from __future__ import annotations
+
+import time
+
+import gymnasium as gym
+
+import astrogym  # noqa: F401
+from astrogym.agents.algorithms import get_algorithm
+from astrogym.experiments import hyperparams
+from astrogym.experiments.registry import get_domain
+from astrogym.experiments.scenarios import get_scenario
+
+
+def raw_env_steps_per_s(env_id: str, env_kwargs: dict, steps: int = 5000) -> float:
+    env = gym.make(env_id, **env_kwargs)
+    env.reset(seed=0)
+    actions = [env.action_space.sample() for _ in range(min(steps, 1000))]
+    env.step(actions[0])
+    t0 = time.perf_counter()
+    for k in range(steps):
+        _, _, terminated, truncated, _ = env.step(actions[k % len(actions)])
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def training_steps_per_s(env_id: str, algo: str | None = None, steps: int = 10_000) -> dict:
+    """Raw env steps/s and SB3 training steps/s of the default configuration, measured in one run."""
+    import torch
+
+    from astrogym.experiments.training import make_training_env
+
+    algorithm = get_algorithm(algo or get_domain(env_id).default_algo)
+    entry = hyperparams.resolve(env_id, algorithm)
+    env_kwargs = {**get_scenario(env_id, "default").env_kwargs, **entry.get("env_kwargs", {})}
+    raw = raw_env_steps_per_s(env_id, env_kwargs)
+    torch.set_num_threads(int(entry["torch_threads"]))
+    venv = make_training_env(env_id, env_kwargs, entry["n_envs"], 0, entry["normalize"])
+    model = algorithm.load_class()(hyperparams.policy_class(entry), venv, seed=0, verbose=0,
+                                   policy_kwargs=hyperparams.policy_kwargs(entry) or None,
+                                   **hyperparams.algorithm_kwargs(entry))
+    t0 = time.perf_counter()
+    model.learn(steps)
+    sps = model.num_timesteps / (time.perf_counter() - t0)
+    venv.close()
+    return {"env_id": env_id, "algo": algorithm.name, "n_envs": entry["n_envs"],
+            "torch_threads": entry["torch_threads"], "raw_env_steps_per_s": raw, "training_steps_per_s": sps,
+            "steps": int(model.num_timesteps)}
+
+
+def training_table(rows: list[dict]) -> str:
+    lines = ["| env | algorithm | n_envs | env raw steps/s | SB3 training steps/s | env / training |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['env_id']} | {r['algo']} | {r['n_envs']} | {r['raw_env_steps_per_s']:,.0f} | "
+                     f"{r['training_steps_per_s']:,.0f} | {r['raw_env_steps_per_s'] / r['training_steps_per_s']:.1f}x |")
+    return "\n".join(lines) + "\n"
