@@ -172,3 +172,20 @@ def test_lock_metrics_callback_logs_domain_scalars(tmp_path):
     for key in ("lock/control_rms_10_30hz_nm", "lock/pitch_rms_below_3hz_rad", "lock/score_band", "lock/terminated"):
         assert key in header
     assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_open_loop_reward_has_no_start_transient():
+    """The pitch score's running mean square starts at the stationary variance, not one sample squared.
+
+    With one sample's square (chi-square distributed) many episodes started near a zero crossing of
+    the microseism and scored near 1 for seconds: the open loop's first 5 s earned ~20x its later rate.
+    """
+    env = gym.make("astrogym/InterferometerLock-v0", episode_length_s=40.0)
+    fs = int(env.unwrapped.config.sample_rate_hz)
+    first, later = [], []
+    for seed in range(8):
+        env.reset(seed=1_000_000 + seed)
+        rewards = np.array([env.step(np.zeros(1, np.float32))[1] for _ in range(40 * fs)])
+        first.append(rewards[:5 * fs].mean())
+        later.append(rewards[5 * fs:].mean())
+    assert np.mean(first) < 3 * np.mean(later)

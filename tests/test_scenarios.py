@@ -61,6 +61,13 @@ def test_scheduling_oversubscribed_requests_twice_the_night_and_separates_random
     requested = float(np.sum(u.catalogue.exposure_s * u.catalogue.n_visits))
     assert requested >= 2.0 * u.nights[0].table.length_s
     assert (u.catalogue.n_visits > 1).mean() > 0.5
+    windowed = np.isfinite(u.catalogue.window_start)
+    night = u.nights[0].table
+    assert 0.1 < windowed.mean() < 0.3
+    assert np.all(u.catalogue.window_start[windowed] >= night.mjd_start)
+    assert np.all(u.catalogue.window_end[windowed] <= night.mjd_end + 1e-9)
+    hours = (u.catalogue.window_end - u.catalogue.window_start)[windowed] * 24
+    assert hours.min() > 0 and hours.max() <= 4.0 + 1e-9
     ctx = PolicyContext(env, None, s.tuning_seed)
     returns = {name: run_episode(env, make_policy(name, ctx), s.eval_seeds[0], ScheduleRecorder())["return"]
                for name in ("random", "greedy")}

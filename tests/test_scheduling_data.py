@@ -213,3 +213,17 @@ def test_greedy_picks_the_best_valid_target_and_waits_otherwise():
         policy.predict(nodes)
     with pytest.raises(ValueError, match="readout_s"):
         GreedyScheduler(wait_action=4, readout_s=-1.0)
+
+
+def test_random_catalogue_windows_are_optional_and_leave_other_draws_alone():
+    plain = random_catalogue(50, 3)
+    windowed = random_catalogue(50, 3, window_fraction=0.5, window_night_mjd=(61000.5, 61001.0))
+    assert np.all(np.isnan(plain.window_start))
+    for col in ("ra", "dec", "mag", "exposure_s", "n_visits", "min_gap_s"):
+        assert np.array_equal(getattr(plain, col), getattr(windowed, col))
+    chosen = np.isfinite(windowed.window_start)
+    assert 10 < chosen.sum() < 40
+    assert np.all(windowed.priority[chosen] == np.minimum(2 * plain.priority[chosen], 100))
+    assert np.all((windowed.window_start[chosen] >= 61000.5) & (windowed.window_end[chosen] <= 61001.0))
+    with pytest.raises(ValueError, match="window_fraction"):
+        random_catalogue(5, 0, window_fraction=0.5)

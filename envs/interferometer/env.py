@@ -101,7 +101,8 @@ class InterferometerLockEnv(AstrogymEnv):
     without control (plant at rest when the open-loop plant is unstable). The loop then runs
     open for ``history_length`` samples so the observation window holds real data. The reward
     state starts as if that open loop had been running: the pitch low-pass in steady state at
-    the initial pitch with its running mean square at that pitch squared, and no control.
+    the initial pitch, its running mean square at the stationary open-loop pitch variance, and no
+    control, so the first seconds of an episode score like any others.
 
     ## Episode End
     * terminated: ``|pitch| > pitch_limit_rad`` (the beam left the sensors' linear range);
@@ -221,12 +222,15 @@ class InterferometerLockEnv(AstrogymEnv):
         self._x = factor @ self.np_random.standard_normal(factor.shape[1]) * episode["seismic_scale"]
         self._hist[:] = 0.0
         # Reward state as if the open loop had been running: the pitch low-pass in steady state
-        # at the initial pitch, its running mean square at that pitch squared, no control yet.
+        # at the initial pitch, its running mean square at the stationary pitch variance, no
+        # control yet. (One sample's square would be chi-square distributed: with the sharp pitch
+        # score, episodes that start near a zero crossing would score near 1 for seconds.)
         pitch0 = float(self._loop.c @ self._x)
+        pitch_variance = float(np.sum(np.square(self._loop.c @ factor))) * episode["seismic_scale"] ** 2
         self._zi[0][:] = self._lp_zi * pitch0
         self._zi[1][:] = 0.0
         self._zi[2][:] = 0.0
-        self._ema[:] = (pitch0 * pitch0, 0.0, 0.0)
+        self._ema[:] = (pitch_variance, 0.0, 0.0)
         # Fill the observation window with the open loop's own readings.
         n = cfg.history_length
         kernels.lock_rollout(*self.kernel_arguments(), np.zeros((n, 1)), np.empty(n), np.empty(n), np.empty(n))

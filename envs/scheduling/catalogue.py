@@ -214,14 +214,21 @@ def load_catalogue(path: str | Path, telescope: Telescope | None = None) -> Cata
 
 def random_catalogue(n_targets: int, seed: int, telescope: Telescope | None = None, *,
                      dec_range_deg: tuple[float, float] = (-30.0, 80.0), filters: str = "griz",
-                     max_visits: int = 3) -> Catalogue:
+                     max_visits: int = 3, window_fraction: float = 0.0,
+                     window_night_mjd: tuple[float, float] | None = None) -> Catalogue:
     """A reproducible random catalogue of ``n_targets`` (20 - 2,000 is the tested range).
 
     Positions are uniform on the sphere within ``dec_range_deg``; priorities 1-10 (log-uniform, so
     a few targets matter most); requested SNR 10-100; exposures 60-600 s (log-uniform) with the
     magnitude that reaches the SNR in that time in the reference conditions (airmass 1.2, 0.8"
     seeing, grey sky, clear); 1 to
-    ``max_visits`` visits (multi-visit targets need 1-3 h between visits); no time windows.
+    ``max_visits`` visits (multi-visit targets need 1-3 h between visits).
+
+    Time windows: with ``window_fraction`` > 0, that fraction of the targets (chosen at random)
+    may only be observed inside a 1-4 h window that opens uniformly within the night
+    ``window_night_mjd`` = (evening, morning) MJD: time-critical observations, the way targets of
+    opportunity constrain a night. Their priority is doubled (a window is usually asked for
+    because the science needs it). Without windows the draws are those of earlier releases.
     """
     if not 1 <= n_targets <= 100_000:
         raise ValueError(f"n_targets={n_targets} is out of range; allowed [1, 100000]")
@@ -237,8 +244,19 @@ def random_catalogue(n_targets: int, seed: int, telescope: Telescope | None = No
     mag = np.round(m5 + 2.5 * np.log10(5.0 / snr), 3)  # inverts snr_from_m5
     n_visits = rng.integers(1, max_visits + 1, n_targets)
     gap = np.where(n_visits > 1, np.round(rng.uniform(3600.0, 3 * 3600.0, n_targets)), 0.0)
-    window = np.full(n_targets, np.nan)
+    window_start, window_end = np.full(n_targets, np.nan), np.full(n_targets, np.nan)
+    if window_fraction > 0.0:
+        if not 0.0 < window_fraction <= 1.0 or window_night_mjd is None:
+            raise ValueError(f"window_fraction={window_fraction} needs 0 < fraction <= 1 and window_night_mjd")
+        evening, morning = window_night_mjd
+        chosen = rng.random(n_targets) < window_fraction
+        length_d = rng.uniform(1.0, 4.0, n_targets) / 24.0
+        opens = evening + rng.uniform(0.0, 1.0, n_targets) * max(morning - evening - 1.0 / 24.0, 0.0)
+        window_start = np.where(chosen, opens, np.nan)
+        window_end = np.where(chosen, np.minimum(opens + length_d, morning), np.nan)
+        priority = np.where(chosen, np.minimum(2.0 * priority, 100.0), priority)
     return Catalogue.from_columns(
         {"name": [f"T{i:04d}" for i in range(n_targets)], "ra": ra, "dec": dec, "mag": mag, "priority": priority,
          "snr": snr, "filter": np.array([FILTERS[i] for i in filt]), "exposure_s": exposure, "n_visits": n_visits,
-         "min_gap_s": gap, "window_start": window, "window_end": window}, telescope, source="random catalogue")
+         "min_gap_s": gap, "window_start": window_start, "window_end": window_end}, telescope,
+        source="random catalogue")

@@ -42,6 +42,9 @@ class SchedulingConfig(EnvConfig):
     catalogue_seed: int = param(0, "seed of the random catalogue (fixed across episodes)", low=0, high=2**31 - 1,
                                 kind="int")
     catalogue_path: str | None = _text(None, "CSV or ECSV catalogue to load instead of a random one")
+    catalogue_window_fraction: float = param(0.0, "fraction of the random catalogue's targets that may only be "
+                                             "observed in a 1-4 h window within the night of `date` (priority "
+                                             "doubled)", low=0.0, high=1.0)
     max_targets: int | None = param(None, "pad node arrays and actions to this many targets (None: the "
                                     "catalogue size); lets reset(options={'catalogue': ...}) vary the set",
                                     low=1, high=20000, kind="optional")

@@ -28,7 +28,7 @@ from astrogym.envs.scheduling.features import (  # noqa: F401  (the observation'
     NODE_LOW,
 )
 from astrogym.envs.scheduling.graph import build_edges, max_edges
-from astrogym.envs.scheduling.night import NightTable, night_table
+from astrogym.envs.scheduling.night import NightTable, night_table, twilight_bounds
 from astrogym.envs.scheduling.sites import Site, get_site
 from astrogym.envs.scheduling.telescope import FILTERS, Telescope, get_telescope
 from astrogym.envs.scheduling.weather import ClearWeather, StochasticWeather, WeatherModel, WeatherTrack
@@ -170,8 +170,13 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         self.site: Site = get_site(cfg.site)
         self.telescope: Telescope = get_telescope(cfg.telescope)
         if catalogue is None:
-            catalogue = (load_catalogue(cfg.catalogue_path, self.telescope) if cfg.catalogue_path
-                         else random_catalogue(cfg.n_targets, cfg.catalogue_seed, self.telescope))
+            if cfg.catalogue_path:
+                catalogue = load_catalogue(cfg.catalogue_path, self.telescope)
+            else:
+                night = (twilight_bounds(self.site, cfg.date, cfg.twilight_deg) if cfg.catalogue_window_fraction > 0
+                         else None)
+                catalogue = random_catalogue(cfg.n_targets, cfg.catalogue_seed, self.telescope,
+                                             window_fraction=cfg.catalogue_window_fraction, window_night_mjd=night)
         elif not isinstance(catalogue, Catalogue):
             raise TypeError(f"catalogue must be a Catalogue, got {type(catalogue).__name__}")
         self.max_targets = cfg.max_targets or len(catalogue)
