@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=None, help="environment steps between evaluations")
     p.add_argument("--eval-episodes", type=int, default=None, help="held-out episodes per evaluation (default 5)")
     p.add_argument("--checkpoint-freq", type=int, default=None, help="environment steps between checkpoints")
-    p.add_argument("--device", default="cpu", choices=None)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
