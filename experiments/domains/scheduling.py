@@ -38,7 +38,7 @@ def _throughput(env_id: str, quick: bool) -> str:
 
     # astroplan's SequentialScheduler needs ~2 s per decision: fewer targets in a smoke run
     return "Median of 3.\n\n" + scheduling_bench_table(bench_scheduling(repeats=3,
-                                                                         astroplan_targets=10 if quick else 30))
+                                                                         astroplan_targets=8 if quick else 15))
 
 
 def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
