@@ -136,14 +136,23 @@ def _loop_shaping(ctx: PolicyContext):
     return LoopShapingController(ctx.env, **ctx.options)
 
 
-def _tuned_gain(ctx: PolicyContext) -> float:
+# the gains the integrator baseline is tuned over (the evaluation reports tune over the same)
+INTEGRATOR_GAINS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5)
+
+
+def tuned_integrator_gain(make_env: Callable[..., gym.Env], seed: int) -> float:
+    """The leaky integrator's best gain on 400 frames of a long episode of ``make_env`` with ``seed``."""
     from astrogym.agents.adaptive_optics.integrator import tune_integrator_gain
 
+    gain, _ = tune_integrator_gain(lambda: make_env(episode_frames=10**9), gains=INTEGRATOR_GAINS, frames=400,
+                                   seed=seed)
+    return gain
+
+
+def _tuned_gain(ctx: PolicyContext) -> float:
     if "gain" in ctx.options:
         return float(ctx.options["gain"])
-    gain, _ = tune_integrator_gain(lambda: ctx.make_env(episode_frames=10**9),
-                                   gains=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5), frames=400, seed=ctx.tuning_seed)
-    return gain
+    return tuned_integrator_gain(ctx.make_env, ctx.tuning_seed)
 
 
 def _integrator(ctx: PolicyContext):

@@ -50,7 +50,7 @@ def training_steps_per_s(env_id: str, algo: str | None = None, steps: int = 10_0
     """Raw env steps/s and SB3 training steps/s of the default configuration, measured in one run."""
     import torch
 
-    from astrogym.experiments.training import make_training_env
+    from astrogym.experiments.training import make_training_env, new_model
 
     algorithm = get_algorithm(algo or get_domain(env_id).default_algo)
     entry = hyperparams.resolve(env_id, algorithm)
@@ -58,9 +58,7 @@ def training_steps_per_s(env_id: str, algo: str | None = None, steps: int = 10_0
     raw = raw_env_steps_per_s(env_id, env_kwargs)
     torch.set_num_threads(int(entry["torch_threads"]))
     venv = make_training_env(env_id, env_kwargs, entry["n_envs"], 0, entry["normalize"])
-    model = algorithm.load_class()(hyperparams.policy_class(entry), venv, seed=0, verbose=0,
-                                   policy_kwargs=hyperparams.policy_kwargs(entry) or None,
-                                   **hyperparams.algorithm_kwargs(entry))
+    model = new_model(algorithm, entry, venv, seed=0)
     t0 = time.perf_counter()
     model.learn(steps)
     sps = model.num_timesteps / (time.perf_counter() - t0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from astrogym.envs.adaptive_optics.metrics import episode_strehl
 from astrogym.envs.interferometer import metrics
 
 
@@ -101,8 +102,7 @@ class AOMetricsCallback(BaseCallback):
             buf = self._residuals.setdefault(i, [])
             buf.append(float(info["residual_rad2"]))
             if done:
-                v = np.asarray(buf[min(self.settle_frames, len(buf) // 2):])
-                self.logger.record_mean("ao/strehl", float(np.mean(np.exp(-v))))
-                self.logger.record_mean("ao/residual_rad2", float(np.mean(v)))
+                for key, value in episode_strehl(buf, self.settle_frames).items():
+                    self.logger.record_mean(f"ao/{key}", value)
                 buf.clear()
         return True

@@ -9,8 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 import astrogym  # noqa: F401
-from astrogym.agents import tune_integrator_gain
-from astrogym.agents.registry import PolicyContext, make_policy
+from astrogym.agents.registry import PolicyContext, make_policy, tuned_integrator_gain
 from astrogym.envs.adaptive_optics import metrics, theory
 from astrogym.envs.adaptive_optics.config import PRESET_IDS
 
@@ -35,8 +34,7 @@ def evaluate_integrator(env_id: str, frames: int = 2000, seed: int = 0, gain: fl
         return gym.make(env_id, **{**config, **extra})
 
     if gain is None:
-        gain, _ = tune_integrator_gain(lambda: make(episode_frames=10**9), gains=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5),
-                                       frames=400, seed=seed + 1000)
+        gain = tuned_integrator_gain(make, seed + 1000)
     env = make(episode_frames=frames, psf_every=10)
     cfg = env.unwrapped.config
     if controller not in ("integrator", "predictive"):

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -131,8 +131,13 @@ def _fmt(stat: dict, fmt: str) -> str:
 
 
 def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int | None = None, quick: bool = False,
-             progress: bool = True, policy_options: dict | None = None) -> Evaluation:
-    """Play every policy on the scenario's evaluation seeds (the first ``episodes`` of them)."""
+             progress: bool = True, policy_options: dict | None = None,
+             after_episode: Callable[[str, gym.Env, dict], None] | None = None) -> Evaluation:
+    """Play every policy on the scenario's evaluation seeds (the first ``episodes`` of them).
+
+    ``after_episode(policy label, env, row)``, if given, sees each finished episode before the next
+    reset (for plots of the env's final state).
+    """
     domain = get_domain(env_id)
     seeds = scenario.seeds(episodes, quick=quick)
     result = Evaluation(env_id, scenario, domain)
@@ -152,6 +157,8 @@ def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int
         for seed in tqdm(seeds, desc=f"{env_id.split('/')[-1]} {scenario.name} {label}", unit="episode",
                          disable=not progress, leave=False):
             rows.append(run_episode(env, policy, seed, domain.recorder(env), scenario.reset_options))
+            if after_episode is not None:
+                after_episode(label, env, rows[-1])
         result.episodes[label] = rows
         result.build_seconds[label] = t1 - t0
         result.play_seconds[label] = time.perf_counter() - t1

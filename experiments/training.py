@@ -322,15 +322,24 @@ def default_run_dir(root: str | Path, env_id: str, algo: str, seed: int) -> Path
     return Path(root) / f"{env_id.split('/')[-1]}__{algo}__{seed}__{stamp}"
 
 
-def latest_checkpoint(run_dir: Path, algo: str):
-    """The newest checkpoint that loads (a torn or corrupt one is skipped with a warning), or None."""
+def latest_checkpoint(run_dir: Path, algo: str, device: str = "cpu") -> tuple[Path | None, Any]:
+    """The newest checkpoint that loads, and its model (a torn or corrupt one is skipped with a warning).
+
+    The model is loaded without an env; the caller attaches the training envs with ``set_env``.
+    """
     for path in sorted((run_dir / CHECKPOINT_DIR).glob("step_*.zip"), reverse=True):
         try:
-            load_model(path, algo=algo)
-            return path
+            return path, load_model(path, algo=algo, device=device)[0]
         except ValueError as exc:
             warnings.warn(f"skipping checkpoint {path.name}: {exc}")
-    return None
+    return None, None
+
+
+def new_model(algorithm: Algorithm, entry: dict, venv, seed: int, device: str = "cpu") -> Any:
+    """A fresh SB3 model of ``algorithm`` on ``venv`` with a validated hyperparameter entry."""
+    return algorithm.load_class()(hyperparams.policy_class(entry), venv, seed=seed, device=device, verbose=0,
+                                  policy_kwargs=hyperparams.policy_kwargs(entry) or None,
+                                  **hyperparams.algorithm_kwargs(entry))
 
 
 # -- the command ------------------------------------------------------------------------------------------
@@ -402,19 +411,17 @@ def run(run_dir: str | Path, resume: bool = False, progress: bool = True, comman
         with open(run_dir / "command.txt", "a") as f:
             f.write(command + "\n")
     torch.set_num_threads(int(entry.get("torch_threads", 1)))
-    checkpoint = latest_checkpoint(run_dir, algorithm.name) if resume else None
+    checkpoint, model = latest_checkpoint(run_dir, algorithm.name, config["device"]) if resume else (None, None)
     stats = companion(checkpoint, VECNORMALIZE_SUFFIX) if checkpoint else None
     venv = make_training_env(env_id, config["env_kwargs"], entry["n_envs"], config["seed"], entry["normalize"],
                              stats)
-    cls = algorithm.load_class()
-    if checkpoint is not None:
-        model, _ = load_model(checkpoint, algo=algorithm.name, env=venv, device=config["device"])
+    if model is not None:
+        model.set_env(venv)
         buffer = companion(checkpoint, REPLAY_BUFFER_SUFFIX)
         if algorithm.off_policy and buffer.is_file():
             model.load_replay_buffer(buffer)
     else:
-        model = cls(hyperparams.policy_class(entry), venv, seed=config["seed"], device=config["device"], verbose=0,
-                    policy_kwargs=hyperparams.policy_kwargs(entry) or None, **hyperparams.algorithm_kwargs(entry))
+        model = new_model(algorithm, entry, venv, config["seed"], config["device"])
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     evaluation = HeldOutEvalCallback(run_dir, env_id, scen, domain, algorithm, config["env_kwargs"],
                                      config["eval_freq"], len(config["eval_seeds"]))

@@ -22,6 +22,19 @@ def marechal_strehl(variance_rad2: float) -> float:
     return float(np.exp(-variance_rad2))
 
 
+def episode_strehl(residuals_rad2, settle_frames: int = 50) -> dict[str, float]:
+    """Mean Marechal Strehl and mean residual of an episode's per-frame residual variances.
+
+    The first ``settle_frames`` frames (at most half the episode) are left out while the loop
+    converges. Empty for an empty episode.
+    """
+    v = np.asarray(residuals_rad2, dtype=float)
+    v = v[min(settle_frames, len(v) // 2):]
+    if v.size == 0:
+        return {}
+    return {"strehl": float(np.mean(np.exp(-v))), "residual_rad2": float(np.mean(v))}
+
+
 def psf(phase: np.ndarray, pupil: np.ndarray, padding: int = 4, coronagraph: bool = False) -> np.ndarray:
     """Focal-plane intensity of ``pupil * exp(i phase)`` (phase at the imaging wavelength).
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from astrogym.agents.registry import AO_IDS
 from astrogym.experiments.registry import Domain, Metric, register_domain
 
@@ -23,10 +21,9 @@ class StrehlRecorder:
         self.residuals.append(info["residual_rad2"])
 
     def finish(self, env, info, terminated):
-        v = np.asarray(self.residuals[min(SETTLE_FRAMES, len(self.residuals) // 2):])
-        if v.size == 0:
-            return {}
-        return {"strehl": float(np.mean(np.exp(-v))), "residual_rad2": float(np.mean(v))}
+        from astrogym.envs.adaptive_optics.metrics import episode_strehl
+
+        return episode_strehl(self.residuals, SETTLE_FRAMES)
 
 
 def _callbacks(env):

@@ -47,33 +47,25 @@ def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
     The lunation study with the offline optimum's solver status and its LP bound is
     ``experiments.evaluate_scheduling.evaluate_scheduling`` (minutes per night set).
     """
-    import gymnasium as gym
-
     from astrogym.agents.checkpoints import atomic_write_bytes
-    from astrogym.agents.registry import PolicyContext, make_policy, policies_for
+    from astrogym.agents.registry import policies_for
     from astrogym.envs.scheduling.plots import schedule_figure
-    from astrogym.experiments.evaluation import run_episode
+    from astrogym.experiments.evaluation import evaluate
     from astrogym.experiments.scenarios import get_scenario
 
     scenario = get_scenario(env_id, "default")
-    night = scenario.eval_seeds[0]
-    lines = [f"Schedules of evaluation seed {night} (scenario {scenario.label}):\n",
+    lines = [f"Schedules of evaluation seed {scenario.eval_seeds[0]} (scenario {scenario.label}):\n",
              "| policy | return | plot |", "|---|---|---|"]
 
-    def make_env(**kw):
-        return gym.make(env_id, **{**scenario.env_kwargs, **kw})
-
-    for spec in policies_for(env_id, benchmark_only=True):
-        env = make_env()
-        options = dict(scenario.policy_options.get(spec.name, {}))
-        policy = make_policy(spec.name, PolicyContext(env, make_env, scenario.tuning_seed, options), env_id=env_id)
-        row = run_episode(env, policy, night, ScheduleRecorder(), scenario.reset_options)
+    def plot(name: str, env, row: dict) -> None:
         buf = io.BytesIO()
         schedule_figure(env.unwrapped).savefig(buf, format="png")
-        path = out / f"schedule_{spec.name}.png"
+        path = out / f"schedule_{name}.png"
         atomic_write_bytes(path, buf.getvalue())
-        lines.append(f"| {spec.name} | {row['return']:.3f} | `{path.name}` |")
-        env.close()
+        lines.append(f"| {name} | {row['return']:.3f} | `{path.name}` |")
+
+    evaluate(env_id, scenario, [p.name for p in policies_for(env_id, benchmark_only=True)], episodes=1,
+             progress=False, after_episode=plot)
     return "\n".join(lines) + "\n"
 
 
