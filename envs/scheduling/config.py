@@ -45,6 +45,13 @@ class SchedulingConfig(EnvConfig):
     catalogue_window_fraction: float = param(0.0, "fraction of the random catalogue's targets that may only be "
                                              "observed in a 1-4 h window within the night of `date` (priority "
                                              "doubled)", low=0.0, high=1.0)
+    n_targets_range: tuple | None = param(None, "if set, (low, high): each reset draws the random catalogue (size "
+                                          "uniform in [low, high], fresh seed) from a pool of catalogue_pool; needs "
+                                          "max_targets >= high; ignored with catalogue_path", low=1, high=20000,
+                                          kind="range")
+    catalogue_pool: int = param(64, "with n_targets_range: how many distinct (size, seed) catalogues the resets "
+                                "draw from; their night tables stay in memory, never on disk", low=1, high=4096,
+                                kind="int")
     max_targets: int | None = param(None, "pad node arrays and actions to this many targets (None: the "
                                     "catalogue size); lets reset(options={'catalogue': ...}) vary the set",
                                     low=1, high=20000, kind="optional")
@@ -85,3 +92,12 @@ class SchedulingConfig(EnvConfig):
                             f"{type(self.catalogue_path).__name__}")
         if self.max_targets is not None:
             object.__setattr__(self, "max_targets", int(self.max_targets))
+        if self.n_targets_range is not None:
+            lo, hi = self.n_targets_range
+            if lo != int(lo) or hi != int(hi):
+                raise ValueError(f"SchedulingConfig.n_targets_range={self.n_targets_range!r} must be integers")
+            object.__setattr__(self, "n_targets_range", (int(lo), int(hi)))
+            if self.max_targets is None or self.max_targets < hi:
+                raise ValueError(f"SchedulingConfig.n_targets_range={self.n_targets_range!r} needs max_targets >= "
+                                 f"{int(hi)} (the observation space must not change between resets), got "
+                                 f"max_targets={self.max_targets}")

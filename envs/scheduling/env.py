@@ -140,6 +140,10 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     weather_model=None, **config)``: every :class:`SchedulingConfig` field (``astrogym list
     --config``); ``catalogue`` a :class:`Catalogue` instead of the random or file one;
     ``weather_model`` any object with ``sample_night(rng, times_s, site) -> WeatherTrack``.
+    ``n_targets_range=(lo, hi)`` (with ``max_targets >= hi``) makes each reset draw its catalogue
+    from a pool of ``catalogue_pool`` random ones of sizes in ``[lo, hi]`` (training over catalogue
+    sizes; the pool's night tables are kept in memory, not in the disk cache). Off by default, and
+    then nothing is drawn.
 
     ``render_mode="rgb_array"``: the sky and the night's timeline (:mod:`plots`). Any other mode
     (``"human"`` included) raises ``ValueError`` naming the allowed ones.
@@ -238,6 +242,35 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         self._edges[:] = 0.0
         self._mask[:] = False
 
+    # -- the catalogue pool of ``n_targets_range`` (off by default) ------------------------------------------
+    _POOL_TABLES = 256  # night tables kept per env (pool x dates), about 1 MB each at 100 targets
+
+    def _pool_catalogue(self, k: int) -> Catalogue:
+        """Pool member ``k``: size and seed drawn from ``(catalogue_seed, k)``, so every env agrees on the pool."""
+        pool = self.__dict__.setdefault("_pool", {})
+        if k not in pool:
+            cfg = self.config
+            lo, hi = cfg.n_targets_range
+            rng = np.random.default_rng([cfg.catalogue_seed, k])
+            size, seed = int(rng.integers(lo, hi + 1)), int(rng.integers(1, 2**31 - 1))
+            night = (twilight_bounds(self.site, cfg.date, cfg.twilight_deg) if cfg.catalogue_window_fraction > 0
+                     else None)
+            pool[k] = random_catalogue(size, seed, self.telescope, window_fraction=cfg.catalogue_window_fraction,
+                                       window_night_mjd=night)
+        return pool[k]
+
+    def _pool_table(self, k: int, date: str) -> NightTable:
+        """The pool catalogue's night table, computed once per env and kept in memory only (a pool of fresh
+        catalogues would otherwise fill the disk cache with tables no other run reads)."""
+        tables = self.__dict__.setdefault("_pool_tables", {})
+        if (k, date) not in tables:
+            cfg = self.config
+            tables[(k, date)] = night_table(self.site, date, self.catalogue, cfg.grid_s, cfg.twilight_deg,
+                                            use_disk_cache=False)
+            while len(tables) > self._POOL_TABLES:
+                tables.pop(next(iter(tables)))
+        return tables[(k, date)]
+
     def _params(self, night: _Night) -> np.ndarray:
         cfg, tel = self.config, self.telescope
         par = np.zeros(K.PAR_COLS)
@@ -280,11 +313,15 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = self._reset_options(options)
+        cfg = self.config
+        pooled = None
         if "catalogue" in options:
             if not isinstance(options["catalogue"], Catalogue):
                 raise TypeError("reset option 'catalogue' must be a Catalogue")
             self._set_catalogue(options["catalogue"])
-        cfg = self.config
+        elif cfg.n_targets_range is not None and not cfg.catalogue_path:
+            pooled = int(self.np_random.integers(cfg.catalogue_pool))
+            self._set_catalogue(self._pool_catalogue(pooled))
         if "date" in options:
             try:
                 start = datetime.date.fromisoformat(str(options["date"]))
@@ -301,7 +338,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         first_mjd = None
         for k in range(cfg.n_nights):
             date = (start + datetime.timedelta(days=k)).isoformat()
-            table = night_table(self.site, date, self.catalogue, cfg.grid_s, cfg.twilight_deg)
+            table = (night_table(self.site, date, self.catalogue, cfg.grid_s, cfg.twilight_deg) if pooled is None
+                     else self._pool_table(pooled, date))
             first_mjd = table.mjd_start if first_mjd is None else first_mjd
             self._nights.append(self._build_night(table, (table.mjd_start - first_mjd) * 86400.0,
                                                   None if weathers is None else weathers[k]))
