@@ -79,6 +79,12 @@ def cmd_list(args) -> int:
 
 def cmd_bench(args) -> int:
     domain = registry.get_domain(args.env)
+    if args.networks:
+        from astrogym.experiments.bench_gnn import bench, table
+
+        steps = 1024 if args.quick else 2048
+        print(f"## {args.env} networks\n\n{table(bench(steps), steps, 1)}")
+        return 0
     if args.training:
         from astrogym.experiments.bench_training import training_steps_per_s, training_table
 
@@ -171,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SB3 training steps/s of the default algorithm beside the env's raw steps/s")
     p.add_argument("--algo", default=None, help="with --training: the algorithm (default: the env's)")
     p.add_argument("--training-steps", type=int, default=None, help="with --training: steps to time")
+    p.add_argument("--networks", action="store_true",
+                   help="scheduling: the GNN policy against MultiInputPolicy (minibatch time, MaskablePPO steps/s)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("evaluate", help="policies on a scenario's held-out seeds, with 95%% confidence intervals")
