@@ -58,13 +58,22 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.remove(tmp)
 
 
-def save_model_atomic(model: Any, path: str | Path, vecnormalize: Any = None, replay_buffer: bool = False) -> Path:
+def save_model_atomic(model: Any, path: str | Path, vecnormalize: Any = None, replay_buffer: bool = False,
+                      residual: dict | None = None) -> Path:
     """Save an SB3 model (and its VecNormalize statistics, and optionally its replay buffer) atomically.
 
-    The companions are written first and the model last, so a model file on disk always has its
-    statistics beside it.
+    ``residual`` (a :class:`~astrogym.agents.residual.ResidualSpec` dict) is written as
+    ``NAME.residual.yml``: the model is a correction to that base controller. The companions are
+    written first and the model last, so a model file on disk always has its companions beside it.
     """
     path = Path(path)
+    if residual is not None:
+        import yaml
+
+        from astrogym.agents.residual import RESIDUAL_SUFFIX, ResidualSpec
+
+        text = yaml.safe_dump(ResidualSpec.from_dict(residual).to_dict(), sort_keys=False)
+        atomic_write_bytes(companion(path, RESIDUAL_SUFFIX), text.encode())
     if vecnormalize is not None:
         atomic_write_bytes(companion(path, VECNORMALIZE_SUFFIX), pickle.dumps(vecnormalize))
     if replay_buffer and getattr(model, "replay_buffer", None) is not None:
@@ -198,4 +207,32 @@ class TrainedPolicy(Policy):
                                      f"{here}")
         stats_file = companion(model_file, VECNORMALIZE_SUFFIX)
         stats = load_vecnormalize(stats_file) if stats_file.is_file() else None
-        return cls(model, algorithm, env=env, vecnormalize=stats, name=Path(path).name)
+        policy = cls(model, algorithm, env=env, vecnormalize=stats, name=Path(path).name)
+        residual = load_residual_spec(model_file)
+        if residual is None:
+            return policy
+        from astrogym.agents.residual import ResidualPolicy, build_base
+
+        if env is None:
+            raise ValueError(f"checkpoint {str(model_file)!r} is a residual over {residual.policy!r}: loading it needs "
+                             "the env it acts in")
+        return ResidualPolicy(policy, build_base(residual, env), residual, env.action_space)
+
+
+def load_residual_spec(model_file: str | Path):
+    """The :class:`~astrogym.agents.residual.ResidualSpec` beside a model, or None if it is not a residual policy."""
+    import yaml
+
+    from astrogym.agents.residual import RESIDUAL_SUFFIX, ResidualSpec
+
+    path = companion(model_file, RESIDUAL_SUFFIX)
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"residual spec {str(path)!r}: unreadable ({type(exc).__name__})") from None
+    try:
+        return ResidualSpec.from_dict(data, where=str(path))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"residual spec {exc}") from None

@@ -91,9 +91,11 @@ class Evaluation:
                 entry[m.key] = {"mean": mean, "ci95": half, "n": int(sum(v is not None for v in values))}
             if ref is not None and name != self.domain.reference_policy:
                 by_seed = {r["seed"]: r for r in ref}
-                diffs = [r["return"] - by_seed[r["seed"]]["return"] for r in rows if r["seed"] in by_seed]
-                mean, half = mean_ci(diffs)
-                entry["return_minus_reference"] = {"mean": mean, "ci95": half, "n": len(diffs)}
+                for key in ("return", *(m.key for m in self.domain.metrics if m.paired)):
+                    diffs = [r[key] - by_seed[r["seed"]][key] for r in rows
+                             if r["seed"] in by_seed and r.get(key) is not None and by_seed[r["seed"]].get(key) is not None]
+                    mean, half = mean_ci(diffs)
+                    entry[f"{key}_minus_reference"] = {"mean": mean, "ci95": half, "n": len(diffs)}
             out[name] = entry
         return out
 
@@ -103,14 +105,16 @@ class Evaluation:
         ref = self.domain.reference_policy
         cols = [m.label for m in self.metrics]
         paired = ref is not None and ref in self.episodes
+        paired_keys = [("return", ".3g")] + [(m.key, m.fmt) for m in self.domain.metrics if m.paired]
         if paired:
-            cols.append(f"return - {ref} (paired)")
+            cols += [f"{'return' if k == 'return' else next(m.label for m in self.metrics if m.key == k)} - {ref} "
+                     "(paired)" for k, _ in paired_keys]
         lines = ["| policy | " + " | ".join(cols) + " | episodes |", "|---" * (len(cols) + 2) + "|"]
         for name, entry in summary.items():
             cells = [_fmt(entry[m.key], m.fmt) for m in self.metrics]
             if paired:
-                cells.append(_fmt(entry["return_minus_reference"], ".3g") if "return_minus_reference" in entry
-                             else "-")
+                cells += [_fmt(entry[f"{k}_minus_reference"], f) if f"{k}_minus_reference" in entry else "-"
+                          for k, f in paired_keys]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(self.episodes[name])} |")
         seeds = self.scenario.seeds(len(next(iter(self.episodes.values()))) if self.episodes else None)
         return ("\n".join(lines) + f"\n\nMean +- 95% confidence half-width (Student t) over held-out seeds "

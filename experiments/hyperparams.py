@@ -6,10 +6,13 @@ file does not name) to an entry::
     astrogym/InterferometerLock-v0:
       n_timesteps: 200000         # total environment steps
       policy: MlpPolicy           # or a class path "package.module:Class"
-      n_envs: 2                   # SubprocVecEnv above 1
+      n_envs: 2                   # SubprocVecEnv above 1 ...
+      vec_env: dummy              # ... or all in this process (fast envs: one batched policy call, no IPC)
       normalize: {norm_obs: true, norm_reward: true}   # VecNormalize kwargs, or true/false
       policy_kwargs: {net_arch: [64, 64], activation_fn: torch.nn.Tanh}
       env_kwargs: {}              # over the scenario's
+      residual: {policy: integrator, scale: 0.3}   # learn a bounded correction to a baseline
+                                  # (astrogym.agents.residual; Box actions only)
       learning_rate: lin_3e-4     # any keyword of the algorithm; lin_X is a linear schedule
       ...
 
@@ -33,7 +36,9 @@ from astrogym.agents.algorithms import Algorithm
 
 # Keys of an entry that are not keywords of the algorithm's constructor.
 RUN_KEYS = {"n_timesteps": int, "policy": str, "n_envs": int, "normalize": (bool, dict), "policy_kwargs": dict,
-            "env_kwargs": dict, "eval_freq": int, "eval_episodes": int, "checkpoint_freq": int, "torch_threads": int}
+            "env_kwargs": dict, "eval_freq": int, "eval_episodes": int, "checkpoint_freq": int, "torch_threads": int,
+            "residual": dict, "vec_env": str}
+VEC_ENVS = ("subproc", "dummy")
 # Constructor keywords that the training layer sets itself.
 _MANAGED = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model", "policy_kwargs"}
 _SCHEDULABLE = {"learning_rate", "clip_range", "clip_range_vf"}
@@ -141,6 +146,8 @@ def validate(entry: dict, algorithm: Algorithm, source: str = "hyperparameters")
             elif not isinstance(value, kind):
                 names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
                 raise TypeError(f"{where} must be {names}")
+            elif key == "vec_env" and value not in VEC_ENVS:
+                raise ValueError(f"{where}; allowed {', '.join(VEC_ENVS)}")
             continue
         default = allowed[key]
         if key in _SCHEDULABLE and isinstance(value, str) and value.startswith("lin_"):

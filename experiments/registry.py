@@ -27,6 +27,7 @@ class Metric:
     label: str
     higher_is_better: bool = True
     fmt: str = ".3g"
+    paired: bool = False  # tables also give the paired per-seed difference to the reference policy (the bar's metric)
 
 
 class EpisodeRecorder(Protocol):

@@ -33,6 +33,7 @@ from astrogym.experiments.hyperparams import yaml_problem
 
 TRAIN_SEEDS = (0, 999_999)
 FIRST_EVAL_SEED = 1_000_000
+VALIDATION_SEEDS = 100  # the top of each training range: model selection during training, never trained on
 _KEYS = {"version", "summary", "env_kwargs", "reset_options", "train_seeds", "eval_seeds", "quick_episodes",
          "policy_options", "skip_in_benchmark"}
 
@@ -70,9 +71,24 @@ class Scenario:
                              f"{len(self.eval_seeds)}] (its evaluation seeds)")
         return self.eval_seeds[:n]
 
-    def check_training_seeds(self, seed: int, n_envs: int) -> None:
-        """Training envs get ``seed .. seed + n_envs - 1``: all must lie in the training range."""
+    def validation_seeds(self, episodes: int) -> tuple[int, ...]:
+        """Seeds for model selection during training: the top of the training range, never trained on.
+
+        Picking ``best_model.zip`` on the evaluation seeds and then reporting on them would tune on
+        the evaluation seeds; these come from the training range instead (the last
+        ``VALIDATION_SEEDS`` of it, which :meth:`check_training_seeds` keeps training envs off).
+        """
         lo, hi = self.train_seeds
+        if not 1 <= episodes <= min(VALIDATION_SEEDS, hi - lo + 1):
+            raise ValueError(f"eval episodes={episodes} is out of range; allowed [1, "
+                             f"{min(VALIDATION_SEEDS, hi - lo + 1)}] (validation seeds of scenario {self.name!r})")
+        return tuple(range(hi - episodes + 1, hi + 1))
+
+    def check_training_seeds(self, seed: int, n_envs: int) -> None:
+        """Training envs get ``seed .. seed + n_envs - 1``: all must lie in the training range, below its validation seeds."""
+        lo, hi = self.train_seeds
+        if hi - lo + 1 > 2 * VALIDATION_SEEDS:
+            hi -= VALIDATION_SEEDS
         if not (lo <= seed and seed + n_envs - 1 <= hi):
             raise ValueError(f"--seed {seed} with {n_envs} envs uses seeds {seed}-{seed + n_envs - 1}, outside "
                              f"scenario {self.name!r}'s training range [{lo}, {hi}] (its evaluation seeds start at "

@@ -1,4 +1,4 @@
-"""``astrogym train``: one run folder per run, held-out evaluation, atomic checkpoints, resume.
+"""``astrogym train``: one run folder per run, validation during training, atomic checkpoints, resume.
 
 A run folder ``runs/{Env}__{algo}__{seed}__{timestamp}/`` holds::
 
@@ -9,13 +9,15 @@ A run folder ``runs/{Env}__{algo}__{seed}__{timestamp}/`` holds::
     tb/                 TensorBoard events: SB3's scalars, charts/SPS, the domain metrics, eval/*, the
                         hyperparameters as a text table
     checkpoints/        step_{N}.zip (+ .vecnormalize.pkl, + .replay_buffer.pkl off-policy), the last three
-    best_model.zip      best mean return on the held-out evaluation seeds (+ its VecNormalize statistics)
+    best_model.zip      best mean return on the validation seeds (+ its VecNormalize statistics)
     model.zip           the final model (+ statistics)
     evaluations.npz     timesteps, results (returns per episode), ep_lengths and one array per domain metric
 
 Training envs are seeded ``seed .. seed + n_envs - 1`` (inside the scenario's training range);
-evaluation plays the scenario's first ``eval_episodes`` evaluation seeds, which training never
-sees. Everything is written atomically, so a run killed at any moment resumes from its newest
+the periodic evaluation that picks ``best_model.zip`` plays ``eval_episodes`` *validation* seeds,
+the top of the training range (:meth:`Scenario.validation_seeds`), which training envs never get.
+The evaluation seeds stay untouched until ``astrogym evaluate``: selecting a checkpoint on them
+and then reporting on them would be tuning on the test set. Everything is written atomically, so a run killed at any moment resumes from its newest
 checkpoint with ``--resume RUN_DIR`` to its total steps.
 """
 
@@ -40,6 +42,7 @@ from astrogym.agents.algorithms import Algorithm, get_algorithm
 from astrogym.agents.checkpoints import (BEST_MODEL, CHECKPOINT_DIR, FINAL_MODEL, REPLAY_BUFFER_SUFFIX, RUN_CONFIG,
                                          VECNORMALIZE_SUFFIX, TrainedPolicy, atomic_write_bytes, companion,
                                          load_model, save_model_atomic)
+from astrogym.agents.residual import RESIDUAL_SUFFIX, ResidualActionWrapper, ResidualSpec, resolve_spec
 from astrogym.experiments import hyperparams
 from astrogym.experiments.hyperparams import yaml_problem
 from astrogym.experiments.evaluation import mean_ci, run_episode
@@ -87,16 +90,30 @@ def warm_kernels(env_id: str, env_kwargs: dict) -> None:
     env.close()
 
 
+def make_eval_env(env_id: str, env_kwargs: dict, residual: dict | None = None) -> gym.Env:
+    """One env as the learner sees it: with the residual's base controller in the loop when there is one."""
+    env = gym.make(env_id, **env_kwargs)
+    return ResidualActionWrapper(env, residual) if residual else env
+
+
 def make_training_env(env_id: str, env_kwargs: dict, n_envs: int, seed: int, normalize: bool | dict,
-                      stats_file: Path | None = None):
-    """Monitor-wrapped envs in a ``SubprocVecEnv`` (``DummyVecEnv`` for one), optionally under ``VecNormalize``."""
+                      stats_file: Path | None = None, residual: dict | None = None, vec_env: str | None = None):
+    """Monitor-wrapped envs in a ``SubprocVecEnv`` (``DummyVecEnv`` for one), optionally under ``VecNormalize``.
+
+    With ``residual`` (a :class:`~astrogym.agents.residual.ResidualSpec` dict with frozen options)
+    each env runs its base controller and the learner's action is the bounded correction.
+    ``vec_env="dummy"`` keeps all envs in this process (for envs far faster than the policy).
+    """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
-    if n_envs > 1:
+    subproc = n_envs > 1 and (vec_env or "subproc") == "subproc"
+    if subproc:
         warm_kernels(env_id, env_kwargs)
     venv = make_vec_env(functools.partial(_make_single, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
-                        vec_env_cls=SubprocVecEnv if n_envs > 1 else DummyVecEnv)
+                        vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
+                        wrapper_class=ResidualActionWrapper if residual else None,
+                        wrapper_kwargs={"spec": residual} if residual else None)
     if stats_file is not None and stats_file.is_file():
         venv = VecNormalize.load(str(stats_file), venv)
         venv.training = True
@@ -139,9 +156,10 @@ class PeriodicCallback(BaseCallback):
 class AtomicCheckpointCallback(PeriodicCallback):
     """Every ``freq`` environment steps: ``checkpoints/step_N.zip`` with its statistics (and replay buffer)."""
 
-    def __init__(self, run_dir: Path, freq: int, replay_buffer: bool, keep: int = KEEP_CHECKPOINTS):
+    def __init__(self, run_dir: Path, freq: int, replay_buffer: bool, keep: int = KEEP_CHECKPOINTS,
+                 residual: dict | None = None):
         super().__init__(freq)
-        self.run_dir, self.replay_buffer, self.keep = run_dir, replay_buffer, keep
+        self.run_dir, self.replay_buffer, self.keep, self.residual = run_dir, replay_buffer, keep, residual
 
     def on_period(self) -> None:
         self.save()
@@ -149,28 +167,29 @@ class AtomicCheckpointCallback(PeriodicCallback):
     def save(self) -> Path:
         folder = self.run_dir / CHECKPOINT_DIR
         path = folder / f"step_{self.num_timesteps:010d}.zip"
-        save_model_atomic(self.model, path, _vecnormalize(self.model.get_env()), self.replay_buffer)
+        save_model_atomic(self.model, path, _vecnormalize(self.model.get_env()), self.replay_buffer, self.residual)
         update_status(self.run_dir, state="running", num_timesteps=int(self.num_timesteps),
                       last_checkpoint=str(path.relative_to(self.run_dir)))
         for old in sorted(folder.glob("step_*.zip"))[:-self.keep]:
-            for f in (old, companion(old, VECNORMALIZE_SUFFIX), companion(old, REPLAY_BUFFER_SUFFIX)):
+            for f in (old, *(companion(old, x) for x in (VECNORMALIZE_SUFFIX, REPLAY_BUFFER_SUFFIX, RESIDUAL_SUFFIX))):
                 f.unlink(missing_ok=True)
         return path
 
 
 class HeldOutEvalCallback(PeriodicCallback):
-    """Every ``freq`` steps, play the scenario's first ``episodes`` evaluation seeds deterministically.
+    """Every ``freq`` steps, play ``episodes`` validation seeds deterministically (never evaluation seeds).
 
     Logs ``eval/mean_reward``, ``eval/mean_ep_length`` and ``eval/{metric}`` for the domain's
     metrics, appends to ``evaluations.npz`` and keeps ``best_model.zip`` (highest mean return).
     """
 
     def __init__(self, run_dir: Path, env_id: str, scenario: Scenario, domain: Domain, algorithm: Algorithm,
-                 env_kwargs: dict, freq: int, episodes: int):
+                 env_kwargs: dict, freq: int, episodes: int, residual: dict | None = None):
         super().__init__(freq)
         self.run_dir, self.env_id, self.scenario, self.domain = run_dir, env_id, scenario, domain
-        self.algorithm, self.seeds = algorithm, scenario.seeds(episodes)
-        self.env = gym.make(env_id, **env_kwargs)
+        self.algorithm, self.seeds = algorithm, scenario.validation_seeds(episodes)
+        self.residual = residual
+        self.env = make_eval_env(env_id, env_kwargs, residual)
         self.history: dict[str, list] = {"timesteps": [], "results": [], "ep_lengths": []}
         self.best = -np.inf
         self.last: float | None = None
@@ -211,7 +230,8 @@ class HeldOutEvalCallback(PeriodicCallback):
         self.last = summary["mean_return"]
         if self.last > self.best:
             self.best = self.last
-            save_model_atomic(self.model, self.run_dir / BEST_MODEL, _vecnormalize(self.model.get_env()))
+            save_model_atomic(self.model, self.run_dir / BEST_MODEL, _vecnormalize(self.model.get_env()),
+                              residual=self.residual)
             update_status(self.run_dir, best_mean_return=self.best, best_at=int(self.num_timesteps))
         self.logger.dump(self.num_timesteps)
         return summary
@@ -364,13 +384,19 @@ def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None
     total = int(timesteps or entry["n_timesteps"])
     if total < 1:
         raise ValueError(f"--timesteps {total}; allowed >= 1")
-    episodes = int(eval_episodes or entry.get("eval_episodes", min(5, len(scen.eval_seeds))))
-    scen.seeds(episodes)  # in range
+    episodes = int(eval_episodes or entry.get("eval_episodes", 5))
+    scen.validation_seeds(episodes)  # in range
     env_kwargs = {**scen.env_kwargs, **entry.get("env_kwargs", {})}
     probe = gym.make(env_id, **env_kwargs)  # a bad env_kwargs fails here, before any file exists
     if not algorithm.supports(probe.action_space):
         raise ValueError(f"{algorithm.name} does not support {env_id}'s action space {probe.action_space}; "
                          f"it takes {', '.join(algorithm.action_spaces)}")
+    if entry.get("residual") is not None:  # freeze the base controller's tuning (on a training seed) into the run
+        spec = ResidualSpec.from_dict(entry["residual"], where="residual")
+        if not isinstance(probe.action_space, gym.spaces.Box):
+            raise ValueError(f"residual: {env_id}'s action space {probe.action_space} is not a Box")
+        make_env = functools.partial(lambda kw, **over: gym.make(env_id, **{**kw, **over}), env_kwargs)
+        entry["residual"] = resolve_spec(spec, probe, make_env, scen.tuning_seed).to_dict()
     probe.close()
     hyperparams.policy_kwargs(entry)  # class paths import
     folder = Path(run_dir) if run_dir else default_run_dir(runs_root, env_id, algorithm.name, seed)
@@ -380,7 +406,7 @@ def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None
         raise ValueError(f"--run-dir {str(folder)!r} exists and is not empty")
     config = {"astrogym_run": RUN_FORMAT, "env_id": env_id, "algo": algorithm.name, "seed": seed,
               "scenario": scen.name, "scenario_version": scen.version, "total_timesteps": total,
-              "training_seeds": [seed, seed + n_envs - 1], "eval_seeds": list(scen.seeds(episodes)),
+              "training_seeds": [seed, seed + n_envs - 1], "validation_seeds": list(scen.validation_seeds(episodes)),
               "eval_freq": int(eval_freq or entry.get("eval_freq", max(total // 10, 1))),
               "checkpoint_freq": int(checkpoint_freq or entry.get("checkpoint_freq", max(total // 10, 1))),
               "device": device, "env_kwargs": env_kwargs, "hyperparameters": entry}
@@ -413,8 +439,9 @@ def run(run_dir: str | Path, resume: bool = False, progress: bool = True, comman
     torch.set_num_threads(int(entry.get("torch_threads", 1)))
     checkpoint, model = latest_checkpoint(run_dir, algorithm.name, config["device"]) if resume else (None, None)
     stats = companion(checkpoint, VECNORMALIZE_SUFFIX) if checkpoint else None
+    residual = entry.get("residual")
     venv = make_training_env(env_id, config["env_kwargs"], entry["n_envs"], config["seed"], entry["normalize"],
-                             stats)
+                             stats, residual, entry.get("vec_env"))
     if model is not None:
         model.set_env(venv)
         buffer = companion(checkpoint, REPLAY_BUFFER_SUFFIX)
@@ -424,8 +451,9 @@ def run(run_dir: str | Path, resume: bool = False, progress: bool = True, comman
         model = new_model(algorithm, entry, venv, config["seed"], config["device"])
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     evaluation = HeldOutEvalCallback(run_dir, env_id, scen, domain, algorithm, config["env_kwargs"],
-                                     config["eval_freq"], len(config["eval_seeds"]))
-    checkpoints = AtomicCheckpointCallback(run_dir, config["checkpoint_freq"], algorithm.off_policy)
+                                     config["eval_freq"], len(config["validation_seeds"]), residual)
+    checkpoints = AtomicCheckpointCallback(run_dir, config["checkpoint_freq"], algorithm.off_policy,
+                                           residual=residual)
     callbacks = [checkpoints, evaluation, *domain.training_callbacks(evaluation.env),
                  HyperparameterTextCallback(config), ProgressCallback(config["total_timesteps"], evaluation, progress)]
     remaining = config["total_timesteps"] - model.num_timesteps
@@ -438,9 +466,9 @@ def run(run_dir: str | Path, resume: bool = False, progress: bool = True, comman
     else:
         evaluation.env.close()
     seconds = time.perf_counter() - t0
-    save_model_atomic(model, run_dir / FINAL_MODEL, _vecnormalize(venv))
+    save_model_atomic(model, run_dir / FINAL_MODEL, _vecnormalize(venv), residual=residual)
     if not (run_dir / BEST_MODEL).is_file():  # no evaluation ran (a very short run): the final model is the best
-        save_model_atomic(model, run_dir / BEST_MODEL, _vecnormalize(venv))
+        save_model_atomic(model, run_dir / BEST_MODEL, _vecnormalize(venv), residual=residual)
     venv.close()
     update_status(run_dir, state="finished", num_timesteps=int(model.num_timesteps),
                   training_sps=round((model.num_timesteps - n0) / max(seconds, 1e-9), 1))

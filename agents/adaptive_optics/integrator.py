@@ -37,6 +37,10 @@ class LeakyIntegrator(Policy):
         self.config, self.gain, self.leak = config, gain, leak
         self._command_to_action = config.dm_stroke_rad / config.action_scale_rad
 
+    def registry_options(self) -> dict:
+        """The options that rebuild this controller through the policy registry (``integrator``)."""
+        return {"gain": float(self.gain), "leak": float(self.leak)}
+
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
         obs = np.asarray(observation, dtype=np.float32)
         if obs.ndim not in (3, 4) or obs.shape[-3] != 2 * self.config.history:

@@ -71,7 +71,7 @@ class AdaptiveOpticsEnv(AstrogymEnv):
     ``info`` each step: ``strehl`` (Marechal, exp(-sigma^2)), ``residual_rad2``; on frames where
     the PSF is computed (``psf_every``), ``strehl_psf``; at the end of an episode, with
     ``psf_every > 0``, ``long_exposure_strehl`` and ``raw_contrast`` (perfect coronagraph,
-    mean over 3-10 lambda/D of the long exposure).
+    mean over 3-10 lambda/D of the long exposure) and ``raw_contrast_2_5`` (the same over 2-5 lambda/D).
 
     ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase. Any other
     mode (``"human"`` included) raises ``ValueError`` naming the allowed ones.
@@ -220,6 +220,7 @@ class AdaptiveOpticsEnv(AstrogymEnv):
             if self._n_psf:
                 info["long_exposure_strehl"] = metrics.strehl_from_psf(self._long_psf / self._n_psf)
                 info["raw_contrast"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING)
+                info["raw_contrast_2_5"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING, 2.0, 5.0)
         return self._obs.copy(), reward, False, truncated, info
 
     def reset_long_exposure(self) -> None:

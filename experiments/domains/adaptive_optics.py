@@ -12,18 +12,30 @@ SETTLE_FRAMES = 50
 
 
 class StrehlRecorder:
-    """Residual phase variance per frame -> mean short-exposure (Marechal) Strehl and residual."""
+    """Residual phase variance per frame -> mean short-exposure (Marechal) Strehl and residual.
+
+    Where the env computes PSFs (``psf_every > 0``) also the long-exposure Strehl and the raw
+    coronagraphic contrast at 2-5 and 3-10 lambda/D, with the long exposure restarted once the
+    loop has settled (after ``SETTLE_FRAMES``), so the open-loop start does not fill the halo.
+    """
 
     def reset(self, env, info):
         self.residuals = []
+        self.env = env
 
     def step(self, reward, info):
         self.residuals.append(info["residual_rad2"])
+        if len(self.residuals) == SETTLE_FRAMES and hasattr(self.env.unwrapped, "reset_long_exposure"):
+            self.env.unwrapped.reset_long_exposure()
 
     def finish(self, env, info, terminated):
         from astrogym.envs.adaptive_optics.metrics import episode_strehl
 
-        return episode_strehl(self.residuals, SETTLE_FRAMES)
+        out = episode_strehl(self.residuals, SETTLE_FRAMES)
+        for key in ("long_exposure_strehl", "raw_contrast_2_5", "raw_contrast"):
+            if key in info:
+                out[key] = float(info[key])
+        return out
 
 
 def _callbacks(env):
@@ -57,7 +69,10 @@ ADAPTIVE_OPTICS = register_domain(Domain(
     name="adaptive_optics",
     env_ids=AO_IDS,
     metrics=(Metric("strehl", "mean Strehl at 1.65 um (Marechal)", fmt=".4f"),
-             Metric("residual_rad2", "residual [rad^2]", higher_is_better=False, fmt=".4f")),
+             Metric("residual_rad2", "residual [rad^2]", higher_is_better=False, fmt=".4f", paired=True),
+             Metric("long_exposure_strehl", "long-exposure Strehl", fmt=".4f"),
+             Metric("raw_contrast_2_5", "raw contrast 2-5 l/D", higher_is_better=False, fmt=".2e"),
+             Metric("raw_contrast", "raw contrast 3-10 l/D", higher_is_better=False, fmt=".2e")),
     recorder=lambda env: StrehlRecorder(),
     default_algo="ppo",
     reference_policy="integrator",

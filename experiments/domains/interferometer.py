@@ -67,7 +67,7 @@ def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
 INTERFEROMETER = register_domain(Domain(
     name="interferometer",
     env_ids=LOCK_IDS,
-    metrics=(Metric("control_rms_10_30hz_nm", "10-30 Hz control RMS [N m]", higher_is_better=False),
+    metrics=(Metric("control_rms_10_30hz_nm", "10-30 Hz control RMS [N m]", higher_is_better=False, paired=True),
              Metric("pitch_rms_below_3hz_rad", "pitch RMS < 3 Hz [rad]", higher_is_better=False),
              Metric("lock_lost", "lock lost (fraction)", higher_is_better=False, fmt=".2f")),
     recorder=lambda env: LockRecorder(),

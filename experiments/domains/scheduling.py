@@ -72,7 +72,7 @@ def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
 SCHEDULING = register_domain(Domain(
     name="scheduling",
     env_ids=SCHEDULING_IDS,
-    metrics=(Metric("priority_weighted_completion", "priority-weighted completion", fmt=".3f"),
+    metrics=(Metric("priority_weighted_completion", "priority-weighted completion", fmt=".3f", paired=True),
              Metric("open_shutter_fraction", "open-shutter fraction", fmt=".3f"),
              Metric("mean_overhead_s", "mean overhead [s]", higher_is_better=False, fmt=".1f"),
              Metric("completed_visits", "completed visits", fmt=".1f")),
