@@ -136,6 +136,12 @@ def _loop_shaping(ctx: PolicyContext):
     return LoopShapingController(ctx.env, **ctx.options)
 
 
+def _h2(ctx: PolicyContext):
+    from astrogym.agents.interferometer.h2 import H2Controller
+
+    return H2Controller(ctx.env, **ctx.options)
+
+
 # the gains the integrator baseline is tuned over (the evaluation reports tune over the same); fine
 # steps at low gain, where noisy, lagged loops (servo-lag-noise: 0.3) have their optimum
 INTEGRATOR_GAINS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5)
@@ -201,6 +207,7 @@ def _optimum(ctx: PolicyContext):
 # name, factory in this module, env ids, summary, in the benchmark
 _BUILTIN = (
     ("baseline", "_loop_shaping", LOCK_IDS, "loop-shaping linear controller (boosts, leads, elliptic low-passes)", True),
+    ("h2", "_h2", LOCK_IDS, "frequency-weighted H2 (LQG) controller: penalises <3 Hz pitch and 10-30 Hz control", True),
     ("zero", "_zero", LOCK_IDS + AO_IDS, "open loop: always commands zero", True),
     ("baseline", "_integrator", AO_IDS, "alias of 'integrator'", False),
     ("integrator", "_integrator", AO_IDS, "leaky integrator, gain tuned on a training seed", True),
