@@ -216,7 +216,7 @@ class TrainedPolicy(Policy):
         if env is None:
             raise ValueError(f"checkpoint {str(model_file)!r} is a residual over {residual.policy!r}: loading it needs "
                              "the env it acts in")
-        return ResidualPolicy(policy, build_base(residual, env), residual, env.action_space)
+        return ResidualPolicy(policy, build_base(residual, env), residual, env)
 
 
 def load_residual_spec(model_file: str | Path):

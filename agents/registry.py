@@ -225,3 +225,7 @@ for _name, _factory, _ids, _summary, _bench in _BUILTIN:
     register_policy(_name, f"{__name__}:{_factory}", env_ids=_ids, summary=_summary, in_benchmark=_bench)
 register_policy("gnn", "astrogym.agents.scheduling.gnn:shipped_policy", env_ids=SCHEDULING_IDS,
                 summary="GNN (GINE, greedy prior) trained with MaskablePPO, shipped (agents/shipped/gnn.zip)")
+
+# Shipped trained policies (agents/shipped/NAME.yml records the `astrogym train` command behind each).
+register_policy("cnn", checkpoint="agents/shipped/cnn.zip", env_ids=("astrogym/AdaptiveOpticsSmall-v0",),
+                summary="fully convolutional PPO correction over the tuned integrator, trained on servo-lag-noise")

@@ -46,32 +46,42 @@ def raw_env_steps_per_s(env_id: str, env_kwargs: dict, steps: int = 5000) -> flo
     return one_pass()
 
 
-def training_steps_per_s(env_id: str, algo: str | None = None, steps: int = 10_000) -> dict:
-    """Raw env steps/s and SB3 training steps/s of the default configuration, measured in one run."""
+def training_steps_per_s(env_id: str, algo: str | None = None, steps: int = 10_000, config_file: str | None = None,
+                         scenario: str = "default") -> dict:
+    """Raw env steps/s and SB3 training steps/s of the shipped (or ``config_file``'s) configuration, in one run."""
     import torch
 
     from astrogym.experiments.training import make_training_env, new_model
 
     algorithm = get_algorithm(algo or get_domain(env_id).default_algo)
-    entry = hyperparams.resolve(env_id, algorithm)
-    env_kwargs = {**get_scenario(env_id, "default").env_kwargs, **entry.get("env_kwargs", {})}
+    entry = hyperparams.resolve(env_id, algorithm, config_file)
+    env_kwargs = {**get_scenario(env_id, scenario).env_kwargs, **entry.get("env_kwargs", {})}
     raw = raw_env_steps_per_s(env_id, env_kwargs)
     torch.set_num_threads(int(entry["torch_threads"]))
-    venv = make_training_env(env_id, env_kwargs, entry["n_envs"], 0, entry["normalize"])
+    residual = entry.get("residual")
+    if residual:  # the base controller's options as training would freeze them (tuned on seed 0)
+        from astrogym.agents.residual import ResidualSpec, resolve_spec
+
+        probe = gym.make(env_id, **env_kwargs)
+        residual = resolve_spec(ResidualSpec.from_dict(residual), probe,
+                                lambda **kw: gym.make(env_id, **{**env_kwargs, **kw}), 0).to_dict()
+    venv = make_training_env(env_id, env_kwargs, entry["n_envs"], 0, entry["normalize"], residual=residual,
+                             vec_env=entry.get("vec_env"))
     model = new_model(algorithm, entry, venv, seed=0)
     t0 = time.perf_counter()
     model.learn(steps)
     sps = model.num_timesteps / (time.perf_counter() - t0)
     venv.close()
-    return {"env_id": env_id, "algo": algorithm.name, "n_envs": entry["n_envs"],
+    return {"env_id": env_id, "algo": algorithm.name, "n_envs": entry["n_envs"], "policy": entry["policy"].split(":")[-1]
+            + (" (residual)" if residual else ""),
             "torch_threads": entry["torch_threads"], "raw_env_steps_per_s": raw, "training_steps_per_s": sps,
             "steps": int(model.num_timesteps)}
 
 
 def training_table(rows: list[dict]) -> str:
-    lines = ["| env | algorithm | n_envs | env raw steps/s | SB3 training steps/s | env / training |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| env | algorithm | policy | n_envs | env raw steps/s | SB3 training steps/s | env / training |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['env_id']} | {r['algo']} | {r['n_envs']} | {r['raw_env_steps_per_s']:,.0f} | "
+        lines.append(f"| {r['env_id']} | {r['algo']} | {r['policy']} | {r['n_envs']} | {r['raw_env_steps_per_s']:,.0f} | "
                      f"{r['training_steps_per_s']:,.0f} | {r['raw_env_steps_per_s'] / r['training_steps_per_s']:.1f}x |")
     return "\n".join(lines) + "\n"

@@ -36,6 +36,8 @@ def run_benchmark(out: Path, quick: bool = False, seed: int = 0, env_ids: list[s
         parts = [f"# {env_id}\n"]
         index.append(f"## {env_id} ([details]({name}/benchmark.md))\n")
         for scenario in scenarios_for(env_id).values():
+            if not scenario.in_benchmark:
+                continue
             policies = [p.name for p in policies_for(env_id, benchmark_only=True)
                         if p.name not in scenario.skip_in_benchmark]
             result = evaluate(env_id, scenario, policies, quick=quick)

@@ -89,8 +89,11 @@ def cmd_bench(args) -> int:
         from astrogym.experiments.bench_training import training_steps_per_s, training_table
 
         steps = args.training_steps or (2_000 if args.quick else 20_000)
-        row = training_steps_per_s(args.env, args.algo, steps=steps)
-        print(f"## {args.env} training throughput ({row['steps']} steps)\n\n{training_table([row])}")
+        rows = [training_steps_per_s(args.env, args.algo, steps=steps, scenario=args.scenario)]
+        if args.config:  # the configured policy beside the shipped default, in the same run
+            rows.append(training_steps_per_s(args.env, args.algo, steps=steps, config_file=args.config,
+                                             scenario=args.scenario))
+        print(f"## {args.env} training throughput ({rows[0]['steps']} steps)\n\n{training_table(rows)}")
         return 0
     if domain.throughput is None:
         raise ValueError(f"{args.env} has no throughput bench")
@@ -177,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SB3 training steps/s of the default algorithm beside the env's raw steps/s")
     p.add_argument("--algo", default=None, help="with --training: the algorithm (default: the env's)")
     p.add_argument("--training-steps", type=int, default=None, help="with --training: steps to time")
+    p.add_argument("--config", default=None,
+                   help="with --training: also time this hyperparameter file's policy (e.g. a shipped policy's)")
+    p.add_argument("--scenario", default="default", help="with --training: the scenario's env configuration")
     p.add_argument("--networks", action="store_true",
                    help="scheduling: the GNN policy against MultiInputPolicy (minibatch time, MaskablePPO steps/s)")
     p.set_defaults(func=cmd_bench)

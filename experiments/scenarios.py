@@ -14,6 +14,7 @@ seeds training may use and the held-out seeds evaluation uses. Layout of a file 
         quick_episodes: 3                  # episodes under --quick
         policy_options: {optimum: {time_limit_s: 20}}
         skip_in_benchmark: {astroplan-priority: "55 s per night at 200 targets"}   # policy: why
+        in_benchmark: true                 # false: robustness/stress scenarios, `astrogym evaluate` only
 
 The split is the same everywhere unless a file says otherwise: training draws from
 ``[0, 999999]``, evaluation uses ``1000000, 1000001, ...``, so no evaluation episode is ever
@@ -35,7 +36,7 @@ TRAIN_SEEDS = (0, 999_999)
 FIRST_EVAL_SEED = 1_000_000
 VALIDATION_SEEDS = 100  # the top of each training range: model selection during training, never trained on
 _KEYS = {"version", "summary", "env_kwargs", "reset_options", "train_seeds", "eval_seeds", "quick_episodes",
-         "policy_options", "skip_in_benchmark"}
+         "policy_options", "skip_in_benchmark", "in_benchmark"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Scenario:
     quick_episodes: int = 2
     policy_options: dict = field(default_factory=dict)
     skip_in_benchmark: dict = field(default_factory=dict)  # policy name -> why the main job leaves it out
+    in_benchmark: bool = True  # False: a stress or robustness scenario, run by `astrogym evaluate --scenario` only
 
     @property
     def tuning_seed(self) -> int:
@@ -136,7 +138,14 @@ def parse_scenario(env_id: str, name: str, raw: dict, source: str = "scenario fi
                     reset_options=dict(raw.get("reset_options", {})), train_seeds=train, eval_seeds=eval_seeds,
                     quick_episodes=_int(raw.get("quick_episodes", 2), f"{where}: quick_episodes"),
                     policy_options=dict(raw.get("policy_options", {})),
-                    skip_in_benchmark={str(k): str(v) for k, v in raw.get("skip_in_benchmark", {}).items()})
+                    skip_in_benchmark={str(k): str(v) for k, v in raw.get("skip_in_benchmark", {}).items()},
+                    in_benchmark=_bool(raw.get("in_benchmark", True), f"{where}: in_benchmark"))
+
+
+def _bool(value, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{where} must be true or false, got {value!r}")
+    return value
 
 
 def load_scenario_file(path: str | Path) -> dict[str, dict[str, Scenario]]:

@@ -470,6 +470,8 @@ def run(run_dir: str | Path, resume: bool = False, progress: bool = True, comman
     if not (run_dir / BEST_MODEL).is_file():  # no evaluation ran (a very short run): the final model is the best
         save_model_atomic(model, run_dir / BEST_MODEL, _vecnormalize(venv), residual=residual)
     venv.close()
+    earlier = float(update_status(run_dir).get("wall_time_s") or 0.0)  # resumed runs add up their sessions
     update_status(run_dir, state="finished", num_timesteps=int(model.num_timesteps),
-                  training_sps=round((model.num_timesteps - n0) / max(seconds, 1e-9), 1))
+                  training_sps=round((model.num_timesteps - n0) / max(seconds, 1e-9), 1),
+                  wall_time_s=round(earlier + seconds, 1))
     return run_dir

@@ -152,6 +152,49 @@ def test_zero_correction_reproduces_the_base_controller():
         assert np.array_equal(o1, o2) and r1 == r2
 
 
+def test_band_gain_residual_scales_the_base_commands_band():
+    import scipy.signal
+
+    spec = ResidualSpec("baseline", 1.0, band_hz=(6.0, 50.0))
+    base_env = gym.make(LOCK, episode_length_s=1.0)
+    base = make_policy("baseline", PolicyContext(base_env, None))
+    obs, _ = base_env.reset(seed=5)
+    commands = []
+    for t in range(120):  # the baseline's own commands, open to compare
+        a, _ = base.predict(obs, episode_start=np.array([t == 0]))
+        commands.append(float(a[0]))
+        obs, *_ = base_env.step(a)
+    fs = base_env.unwrapped.config.sample_rate_hz
+    band = scipy.signal.sosfilt(scipy.signal.butter(2, (6.0, 50.0), "bandpass", fs=fs, output="sos"), commands)
+    env = ResidualActionWrapper(gym.make(LOCK, episode_length_s=1.0), spec)
+    env.reset(seed=5)
+    # a gain of zero is the baseline; the first step's band-pass output is the filter's b0 * command
+    for t in range(3):
+        _, _, _, _, info = env.step(np.zeros(1, np.float32))
+        assert info["control_nm"] == pytest.approx(commands[t] * base_env.unwrapped.config.torque_limit_nm)
+    assert abs(band[1]) > 0  # the band carries part of the command
+    with pytest.raises(ValueError, match="Nyquist"):
+        ResidualActionWrapper(gym.make(LOCK), ResidualSpec("baseline", 1.0, band_hz=(6.0, 500.0)))
+    with pytest.raises(ValueError, match="band_hz"):
+        ResidualSpec.from_dict({"policy": "baseline", "scale": 1.0, "band_hz": [30, 10]})
+
+
+def test_band_gain_of_minus_one_removes_the_band():
+    from astrogym.agents.residual import ResidualMixer
+
+    env = gym.make(LOCK)
+    mixer = ResidualMixer(ResidualSpec("baseline", 1.0, band_hz=(20.0, 45.0)), env, 1)  # centre ~30 Hz
+    fs = env.unwrapped.config.sample_rate_hz
+    t = np.arange(2048) / fs
+    low, high = 0.3 * np.sin(2 * np.pi * 1.0 * t), 0.01 * np.sin(2 * np.pi * 30.0 * t)
+    out = np.array([mixer(np.array([x], np.float32), np.array([-1.0]), np.array([k == 0]))[0]
+                    for k, x in enumerate(low + high)])
+    freqs = np.fft.rfftfreq(1024, 1 / fs)
+    line = lambda x, f: np.abs(np.fft.rfft(x[1024:] * np.hanning(1024)))[np.argmin(np.abs(freqs - f))]  # noqa: E731
+    assert line(out, 30.0) < 0.1 * line(high, 30.0)  # 1 - BP vanishes at the band's centre: cut by > 90%
+    assert line(out, 1.0) == pytest.approx(line(low, 1.0), rel=0.05)  # the loop's band is untouched
+
+
 def test_residual_wrapper_checks_its_correction_and_passes_check_env():
     env = ResidualActionWrapper(gym.make(AO, episode_frames=20), {"policy": "integrator", "scale": 0.2,
                                                                  "options": {"gain": 0.4}})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from astrogym.agents.registry import LOCK_IDS, PolicyContext, make_policy
+from astrogym.agents.registry import LOCK_IDS, PolicyContext, make_policy, policies_for
 from astrogym.experiments.registry import Domain, Metric, register_domain
 
 
@@ -48,20 +48,24 @@ def _throughput(env_id: str, quick: bool) -> str:
 
 
 def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
-    """A long closed-loop run of the baseline and the open loop: ASDs, in-band noise, margins over power."""
+    """A long closed-loop run of every benchmarked policy: ASDs, in-band noise; margins of the linear ones."""
     import gymnasium as gym
 
     from astrogym.experiments.evaluate import evaluate_lock, margins_table
 
     seconds = 60.0 if quick else 300.0
+    names = [p.name for p in policies_for(env_id, benchmark_only=True)]
     makers = {name: (lambda env, n=name: make_policy(n, PolicyContext(env, lambda **kw: gym.make(env_id, **kw))))
-              for name in ("baseline", "zero")}
+              for name in names}
     result = evaluate_lock(makers, seconds=seconds, seed=seed, out_dir=out)
-    baseline = makers["baseline"](gym.make(env_id))
     powers = [300e3, 350e3, 400e3, 450e3, 500e3]
-    return (f"Long closed loop: {seconds:.0f} s, seed {seed}, hard mode, 400 kW.\n\n{result['table']}\n"
-            f"ASD plot: `{Path(result['plot']).name}`\n\n#### Loop-shaping baseline margins over arm power\n\n"
-            f"{margins_table(baseline.margins(powers))}")
+    text = (f"Long closed loop: {seconds:.0f} s, seed {seed}, hard mode, 400 kW.\n\n{result['table']}\n"
+            f"ASD plot: `{Path(result['plot']).name}`\n")
+    for name in names:  # linear controllers have margins; learned and open-loop policies do not
+        policy = makers[name](gym.make(env_id))
+        if hasattr(policy, "margins"):
+            text += f"\n#### {name}: margins over arm power\n\n{margins_table(policy.margins(powers))}"
+    return text
 
 
 INTERFEROMETER = register_domain(Domain(
