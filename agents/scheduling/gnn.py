@@ -39,6 +39,12 @@ action *is* greedy's, its sampling explores greedy's near-ties, and PPO learns o
 multi-visit sequence, one near the next). The greedy score is computed from the node features in
 the network (float64, as the heuristic does), so nothing outside the observation is needed.
 
+**Sizing.** Width 32 and two layers: on this 2-core machine (one torch thread, as training runs) one
+minibatch of 64 graphs of 200 targets takes ~144 ms forward + backward (width 64: ~195 ms on the
+training mix) against ~11 ms for SB3's ``MultiInputPolicy``; MaskablePPO trains at ~43 steps/s
+against ~220 (``astrogym bench astrogym/TelescopeScheduling-v0 --networks``). Rollouts (one
+observation per forward pass) cost about as much as the updates.
+
 :func:`shipped_policy` loads the shipped model (``agents/shipped/gnn.zip``) behind an adapter that acts
 on an env of any catalogue size (the registry's ``gnn``).
 """
