@@ -142,6 +142,18 @@ def _h2(ctx: PolicyContext):
     return H2Controller(ctx.env, **ctx.options)
 
 
+# The band-gain structure of the learned lock policy with its gain fixed at -1 (no learning): the
+# ablation that says how much of the learned policy's result the structure alone gives.
+BAND_CUT_HZ = (6.0, 50.0)
+
+
+def _band_cut(ctx: PolicyContext):
+    from astrogym.agents.residual import ConstantCorrection, ResidualPolicy, ResidualSpec, build_base
+
+    spec = ResidualSpec("baseline", 1.0, band_hz=BAND_CUT_HZ)
+    return ResidualPolicy(ConstantCorrection(-1.0, ctx.env), build_base(spec, ctx.env), spec, ctx.env)
+
+
 # the gains the integrator baseline is tuned over (the evaluation reports tune over the same); fine
 # steps at low gain, where noisy, lagged loops (servo-lag-noise: 0.3) have their optimum
 INTEGRATOR_GAINS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5)
@@ -208,6 +220,8 @@ def _optimum(ctx: PolicyContext):
 _BUILTIN = (
     ("baseline", "_loop_shaping", LOCK_IDS, "loop-shaping linear controller (boosts, leads, elliptic low-passes)", True),
     ("h2", "_h2", LOCK_IDS, "frequency-weighted H2 (LQG) controller: penalises <3 Hz pitch and 10-30 Hz control", True),
+    ("baseline-bandcut", "_band_cut", LOCK_IDS,
+     "ablation: loop shaping with its 6-50 Hz command cut (the temporal policy's band gain fixed at -1)", True),
     ("zero", "_zero", LOCK_IDS + AO_IDS, "open loop: always commands zero", True),
     ("baseline", "_integrator", AO_IDS, "alias of 'integrator'", False),
     ("integrator", "_integrator", AO_IDS, "leaky integrator, gain tuned on a training seed", True),
@@ -229,3 +243,5 @@ register_policy("gnn", "astrogym.agents.scheduling.gnn:shipped_policy", env_ids=
 # Shipped trained policies (agents/shipped/NAME.yml records the `astrogym train` command behind each).
 register_policy("cnn", checkpoint="agents/shipped/cnn.zip", env_ids=("astrogym/AdaptiveOpticsSmall-v0",),
                 summary="fully convolutional PPO correction over the tuned integrator, trained on servo-lag-noise")
+register_policy("temporal", checkpoint="agents/shipped/temporal.zip", env_ids=LOCK_IDS,
+                summary="dilated causal conv PPO policy: state-dependent gain on loop shaping's 6-50 Hz command")

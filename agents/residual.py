@@ -252,3 +252,17 @@ class ResidualPolicy(Policy):
         correction, state = self.correction.predict(observation, state=state, episode_start=episode_start,
                                                     deterministic=deterministic)
         return self.mixer(base_action, correction, episode_start), state
+
+
+class ConstantCorrection(Policy):
+    """A correction that never changes: the residual structure without learning (an ablation baseline)."""
+
+    def __init__(self, value: float, env: gym.Env):
+        if not -1.0 <= value <= 1.0:
+            raise ValueError(f"value={value} is out of range; allowed [-1, 1]")
+        self.value, self.observation_space, self.action_space = float(value), env.observation_space, env.action_space
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        obs = np.asarray(observation)
+        batch = obs.shape[:1] if obs.ndim > len(self.observation_space.shape) else ()
+        return np.full(batch + self.action_space.shape, self.value, np.float32), state
