@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import astrogym  # noqa: F401
-from astrogym.agents import LoopShapingController, ZeroPolicy
+from astrogym.agents import H2Controller, LoopShapingController, ZeroPolicy
 from astrogym.envs.interferometer import metrics
 from astrogym.envs.interferometer.config import InterferometerConfig
 from astrogym.experiments.evaluate import evaluate_lock, run_lock
@@ -74,9 +74,11 @@ def test_baseline_suppresses_low_frequency_motion_and_zero_policy_does_not():
     assert "| baseline |" in result["table"]
 
 
-def test_predict_interface_single_and_batched():
+@pytest.mark.parametrize("controller_class", [LoopShapingController, H2Controller], ids=["loop_shaping", "h2"])
+def test_predict_interface_single_and_batched(controller_class):
+    """Both linear controllers share this batch handling (astrogym.agents.interferometer.linear)."""
     env = gym.make("astrogym/InterferometerLock-v0")
-    ctl = LoopShapingController(env)
+    ctl = controller_class(env)
     obs, _ = env.reset(seed=0)
     action, state = ctl.predict(obs)
     assert action.shape == (1,) and action.dtype == np.float32 and state is None

@@ -22,10 +22,10 @@ import control
 import numpy as np
 import scipy.signal
 
-from astrogym.agents.base import Policy
+from astrogym.agents.interferometer.linear import (LinearLockController, observation_batch, plant_ss,
+                                                   state_for_batch)
 from astrogym.envs.common.linear import normalized_sos, sos_step_batch
 from astrogym.envs.interferometer.config import InterferometerConfig
-from astrogym.envs.interferometer.plant import build_discrete_loop, mode_stiffness
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,7 @@ def _sos_to_ss(sos: np.ndarray, fs: float):
     return out
 
 
-def _plant_ss(config: InterferometerConfig, arm_power_w: float, unstable_pole_hz: float | None = None):
-    k = mode_stiffness(config.mode, config.suspension, arm_power_w, unstable_pole_hz)
-    loop = build_discrete_loop(config.suspension, k, config.seismic_coupling, config.sample_rate_hz)
-    n = loop.n_plant
-    return control.ss(loop.ad[:n, :n], loop.bd[:n, :1], loop.c[None, :n], 0.0, 1.0 / config.sample_rate_hz)
-
-
-class LoopShapingController(Policy):
+class LoopShapingController(LinearLockController):
     """The linear baseline as a policy with the stable-baselines3 ``predict`` interface.
 
     It reads the newest wavefront-sensor sample from the observation (channel 0, last
@@ -119,7 +112,7 @@ class LoopShapingController(Policy):
         fs = config.sample_rate_hz
         zz, pp, kk = scipy.signal.bilinear_zpk(z, p, k, fs=fs)
         shape_sos = scipy.signal.zpk2sos(zz, pp, kk)
-        plant = _plant_ss(config, config.arm_power_w, config.unstable_pole_hz)
+        plant = plant_ss(config, config.arm_power_w, config.unstable_pole_hz)
         w = 2 * np.pi * self.design.ugf_hz / fs
         self.gain = 1.0 / abs(complex((_sos_to_ss(shape_sos, fs) * plant)(np.exp(1j * w))))
         shape_sos[0, :3] *= self.gain
@@ -133,47 +126,12 @@ class LoopShapingController(Policy):
         self._zi[:] = 0.0
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        obs = np.asarray(observation, dtype=np.float64)
-        batched = obs.ndim == 3
-        if obs.ndim not in (2, 3):
-            raise ValueError(f"observation must have shape (channels, history) or (n_envs, channels, history), "
-                             f"got {obs.shape}")
-        batch = obs[None] if not batched else obs
+        batch, batched = observation_batch(observation)
         n = batch.shape[0]
-        if self._zi.shape[0] != n:
-            self._zi = np.zeros((n, self.sos.shape[0], 2))
-        if episode_start is not None:
-            self._zi[np.asarray(episode_start, dtype=bool).reshape(n)] = 0.0
+        self._zi = state_for_batch(self._zi, n, episode_start)
         y = batch[:, 0, -1] * self._scale  # newest sensor sample, in units of torque_limit / C
         u = np.empty(n)
         sos_step_batch(self.sos, self._zi, y, u)
         action = np.clip(-u, -1.0, 1.0).astype(np.float32)[:, None]
         return (action if batched else action[0]), state
 
-    # -- analysis ------------------------------------------------------------------------------
-    def loop_gain(self, arm_power_w: float | None = None, unstable_pole_hz: float | None = None):
-        """Discrete open-loop gain L(z) = C(z) P(z) at an arm power (default: the config's)."""
-        power = self.config.arm_power_w if arm_power_w is None else arm_power_w
-        pole = self.config.unstable_pole_hz if unstable_pole_hz is None else unstable_pole_hz
-        return self.controller * _plant_ss(self.config, power, pole)
-
-    def margins(self, arm_powers_w, unstable_pole_hz: float | None = None) -> list[dict]:
-        """Gain margin, phase margin (deg), stability margin, UGF and closed-loop stability per arm power.
-
-        python-control's ``stability_margins`` runs on the frequency response of the discrete
-        loop sampled densely up to Nyquist (its polynomial method is unreliable for discrete
-        poles within 1e-3 of z = 1); stability is decided from the closed-loop poles.
-        """
-        fs = self.config.sample_rate_hz
-        omega = np.logspace(-3, np.log10(np.pi * fs * 0.999), 20000)
-        rows = []
-        for power in arm_powers_w:
-            loop = self.loop_gain(power, unstable_pole_hz)
-            response = control.frd(loop(np.exp(1j * omega / fs)), omega)
-            gm, pm, sm, wpc, wgc, wms = control.stability_margins(response)
-            closed = control.feedback(loop, 1)
-            stable = bool(np.all(np.abs(closed.poles()) < 1.0))
-            rows.append({"arm_power_w": float(power), "gain_margin": float(gm), "phase_margin_deg": float(pm),
-                         "stability_margin": float(sm), "ugf_hz": float(wgc) / (2 * np.pi),
-                         "closed_loop_stable": stable})
-        return rows
