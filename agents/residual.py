@@ -42,6 +42,7 @@ import gymnasium as gym
 import numpy as np
 
 from astrogym.agents.base import Policy
+from astrogym.envs.common.linear import normalized_sos, sos_step_batch
 
 RESIDUAL_SUFFIX = ".residual.yml"
 RESIDUAL_FORMAT = 1
@@ -134,8 +135,6 @@ class ResidualMixer:
     def __init__(self, spec: ResidualSpec, env: gym.Env, n: int):
         import scipy.signal
 
-        from astrogym.envs.common.linear import normalized_sos
-
         self.spec, self.space = spec, env.action_space
         self.sos = None
         if spec.band_hz is not None:
@@ -149,8 +148,6 @@ class ResidualMixer:
         self._zi[:] = 0.0
 
     def __call__(self, base_action, correction, episode_start=None) -> np.ndarray:
-        from astrogym.envs.common.linear import sos_step_batch
-
         base = np.asarray(base_action, np.float64)
         corr = np.asarray(correction, np.float64)
         if self.sos is None:

@@ -395,8 +395,8 @@ def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None
         spec = ResidualSpec.from_dict(entry["residual"], where="residual")
         if not isinstance(probe.action_space, gym.spaces.Box):
             raise ValueError(f"residual: {env_id}'s action space {probe.action_space} is not a Box")
-        make_env = functools.partial(lambda kw, **over: gym.make(env_id, **{**kw, **over}), env_kwargs)
-        entry["residual"] = resolve_spec(spec, probe, make_env, scen.tuning_seed).to_dict()
+        entry["residual"] = resolve_spec(spec, probe, lambda **over: gym.make(env_id, **{**env_kwargs, **over}),
+                                         scen.tuning_seed).to_dict()
     probe.close()
     hyperparams.policy_kwargs(entry)  # class paths import
     folder = Path(run_dir) if run_dir else default_run_dir(runs_root, env_id, algorithm.name, seed)
