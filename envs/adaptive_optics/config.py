@@ -15,6 +15,9 @@ from astrogym.envs import ENV_SPECS
 from astrogym.envs.common.config import EnvConfig, param
 
 REFERENCE_WAVELENGTH_UM = 0.5
+# n_modes can never exceed the actuators of the largest grid (n_subapertures <= 100) less piston; the env
+# checks it against the modes its geometry has.
+_MAX_MODES = 101 * 101 - 1
 
 ENTRY_POINT = "astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv"
 
@@ -75,14 +78,24 @@ class AOConfig(EnvConfig):
                          high=64, kind="int")
     action_scale_rad: float = param(6.283185307179586, "an action of 1 moves an actuator by this (rad at 500 nm)",
                                     low=1e-3, high=1e3)
-    action_penalty: float = param(0.0, "reward -= action_penalty * mean(action^2)", low=0.0, high=1e6)
+    action_penalty: float = param(0.0, "reward -= action_penalty * mean over the actuator grid of the squared "
+                                  "increment in action units (grid layout: of the clipped action)", low=0.0,
+                                  high=1e6)
     action_out_of_range: str = param("raise", "'raise' on actions outside [-1, 1], or 'clip' them",
                                      choices=("raise", "clip"))
+    action_layout: str = param("grid", "action space: 'grid' (N+1, N+1) actuator increments (the astrogym.agents "
+                               "baselines need it), 'flat' (n_controlled,) the controlled actuators only, 'modal' "
+                               "(n_modes,) Karhunen-Loeve mode coefficients", choices=("grid", "flat", "modal"))
+    n_modes: int = param(0, "modes of action_layout='modal', lowest-order (largest-variance) first; 0 = all "
+                         "(n_controlled - 1, piston excluded)", low=0, high=_MAX_MODES, kind="int")
     episode_frames: int = param(1000, "frames per episode before truncation", low=1, high=10**9, kind="int")
     psf_every: int = param(0, "compute the science PSF every this many frames (0 = never; end of episode "
                            "long-exposure Strehl needs it)", low=0, high=10**9, kind="int")
 
     def validate(self) -> None:
+        if self.n_modes and self.action_layout != "modal":
+            raise ValueError(f"AOConfig.n_modes={self.n_modes} applies to action_layout='modal' only, not "
+                             f"action_layout={self.action_layout!r}; leave it 0")
         n = len(self.layer_weights)
         for name in ("wind_speeds_mps", "wind_directions_deg"):
             if len(getattr(self, name)) != n:

@@ -9,11 +9,12 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from astrogym.envs.adaptive_optics import kernels, metrics
+from astrogym.envs.adaptive_optics import kernels, layouts, metrics
 from astrogym.envs.adaptive_optics.atmosphere import Atmosphere
 from astrogym.envs.adaptive_optics.config import AOConfig
 from astrogym.envs.adaptive_optics.optics import build_system
 from astrogym.envs.adaptive_optics.wfs import DiffractiveSH, GeometricSH
+from astrogym.envs.common.actions import as_float64_action
 from astrogym.envs.common.base import AstrogymEnv
 
 _PSF_PADDING = 4  # focal-plane pixels per lambda/D
@@ -22,6 +23,8 @@ _PSF_PADDING = 4  # focal-plane pixels per lambda/D
 _MEASUREMENT_CLIP = 100.0
 # Photons/s/m^2 of a magnitude-0 star in the WFS band (R, ~160 nm wide; Bessell 1998 zero points).
 _ZERO_POINT_PHOTONS = 1.7e10
+# Action dtypes the kernels take as they come (native byte order); any other goes through as_float64_action.
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 class AdaptiveOpticsEnv(AstrogymEnv):
@@ -38,10 +41,31 @@ class AdaptiveOpticsEnv(AstrogymEnv):
     noiseless unless ``guide_star_magnitude`` is set.
 
     ## Action Space
-    ``Box(-1, 1, (N+1, N+1), float32)``: DM command increments on the actuator grid in units of
-    ``action_scale_rad`` (phase at 500 nm). Uncontrolled actuators (outside the pupil) ignore
-    their entry. The command is clipped to ``dm_stroke_rad``. Out-of-range or non-finite
-    actions raise ``ValueError`` unless ``action_out_of_range="clip"``.
+    Chosen by ``action_layout`` (:mod:`~astrogym.envs.adaptive_optics.layouts`); every layout drives
+    the same DM command, and the observation does not depend on it:
+
+    * ``"grid"`` (default): ``Box(-1, 1, (N+1, N+1), float32)``: DM command increments on the
+      actuator grid in units of ``action_scale_rad`` (phase at 500 nm). Uncontrolled actuators
+      (outside the pupil, ``system.controlled`` false) ignore their entry. The baselines of
+      ``astrogym.agents`` (integrator, predictive, residual) need this layout.
+    * ``"flat"``: ``Box(-1, 1, (n_controlled,), float32)``: the controlled actuators only, in
+      ``np.flatnonzero(system.controlled)`` order, same units: for libraries that need a 1-D Box
+      (CleanRL's PPO, for one). ``grid[controlled]`` steps it to the bit as ``grid`` steps the grid
+      layout, for grids that are zero on the uncontrolled actuators.
+    * ``"modal"``: ``Box(-1, 1, (n_modes,), float32)``: coefficients on the Karhunen-Loeve modes of
+      von Karman phase (``r0_m``, ``outer_scale_m``) at the controlled actuators, piston excluded,
+      largest variance first (modes 0 and 1 are tip and tilt); ``n_modes=0`` takes all
+      ``n_controlled - 1``. Each mode is scaled so its largest actuator is 1: a coefficient of 1
+      moves that actuator by ``action_scale_rad``. The coefficients are range-checked; the
+      actuator increment they make may exceed 1 and goes straight to the stroke clip.
+      :attr:`modal_basis` is the (n_controlled, n_modes) basis.
+
+    The command is clipped to ``dm_stroke_rad``. Out-of-range (outside [-1, 1]) or non-finite
+    actions raise ``ValueError`` unless ``action_out_of_range="clip"``, which clips them to [-1, 1].
+    Actions may be of any real dtype (float16, big-endian, long double and integer arrays, lists);
+    native float32 and float64 arrays are used as they are, others converted to float64; complex,
+    boolean, string and object actions raise ``TypeError``, a wrong shape ``ValueError``.
+    :meth:`action_to_grid` and :meth:`grid_to_action` convert between a layout and the grid.
 
     ## Observation Space
     ``Box((2 H, N+1, N+1), float32)``, channel-first (the PO4AO layout), ``H = history``:
@@ -51,7 +75,9 @@ class AdaptiveOpticsEnv(AstrogymEnv):
 
     ## Rewards
     ``-sigma^2``: the piston-removed residual phase variance over the pupil in rad^2 at the
-    science wavelength, minus ``action_penalty * mean(action^2)``. Nothing else.
+    science wavelength, minus ``action_penalty`` times the mean over the actuator grid of the
+    squared actuator increments in action units (for the grid layout ``mean(clip(action)^2)`` over
+    every entry, uncontrolled ones included). Nothing else.
 
     ## Starting State
     A fresh atmosphere drawn from the env's RNG, a flat DM, and the open-loop measurement.
@@ -81,10 +107,14 @@ class AdaptiveOpticsEnv(AstrogymEnv):
     private attributes): :attr:`residual_phase_rad` (pupil grid, 500 nm),
     :attr:`science_residual_phase_rad` (science wavelength), :attr:`episode_parameters`,
     :meth:`long_exposure_psf` and :attr:`psf_padding` (with :meth:`reset_long_exposure`),
-    :attr:`system` (pupil, influence functions, reconstructor) and :attr:`needs_reset`.
+    :attr:`system` (pupil, influence functions, reconstructor), :attr:`modal_basis` and
+    :attr:`needs_reset`. Conversions: :meth:`action_to_grid` (an action of this env's layout ->
+    (N+1, N+1) float64 actuator increments in action units) and :meth:`grid_to_action` (back:
+    exact for flat, least squares onto the modes for modal).
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release; ``action_layout`` (``"flat"``, ``"modal"``) and ``n_modes`` added later, the
+      default ``"grid"`` unchanged.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -92,17 +122,29 @@ class AdaptiveOpticsEnv(AstrogymEnv):
     RESET_OPTIONS = ("r0_m", "wind_speeds_mps", "wind_directions_deg")
 
     def __init__(self, render_mode: str | None = None, config: AOConfig | dict | None = None, **kwargs: Any):
+        """Build the system (calibration cached per geometry) and, for ``action_layout="modal"``, its
+        KL basis (cached in memory).
+
+        ``config`` / ``kwargs``: fields of :class:`AOConfig`. The controllers of ``astrogym.agents``
+        (the integrator and the other baselines) read and write the actuator grid: make their envs
+        with ``action_layout="grid"`` (the default); ``"flat"`` and ``"modal"`` are for external RL code.
+
+        Raises
+        ------
+        ValueError: a config value out of range, or ``n_modes`` above the modes of this geometry.
+        TypeError: a config value of the wrong type.
+        """
         super().__init__(render_mode, config, **kwargs)
         cfg = self.config
         self.system = system = build_system(cfg)
         n_act, h = cfg.n_actuators, cfg.history
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_act, n_act), dtype=np.float32)
+        self._layout = layouts.make_layout(cfg, system.controlled)
+        self.action_space = self._layout.space
+        self._action_shape = self.action_space.shape
         low = np.full((2 * h, n_act, n_act), -_MEASUREMENT_CLIP, dtype=np.float32)
         low[h:] = -1.0
         self.observation_space = gym.spaces.Box(low, -low, dtype=np.float32)
 
-        self._controlled = system.controlled
-        self._controlled_f = system.controlled.astype(np.float64)
         self._controlled_index = np.flatnonzero(system.controlled)
         self._g = system.influence_1d
         self._gt = np.ascontiguousarray(system.influence_1d.T)
@@ -186,15 +228,13 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         if self._needs_reset:
             raise self._reset_needed("step()")
         cfg = self.config
-        a = np.asarray(action)
-        if a.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape} (the actuator grid), "
-                             f"got {a.shape}")
-        if a.dtype.kind not in "fiub":
-            a = a.astype(np.float64)
-        status, peak = kernels.apply_action(np.ascontiguousarray(a), self._command, self._controlled_f,
-                                            cfg.action_scale_rad, cfg.dm_stroke_rad,
-                                            cfg.action_out_of_range == "clip")
+        layout = self._layout
+        a = action
+        if not (type(a) is np.ndarray and a.shape == self._action_shape and (a.dtype == _F32 or a.dtype == _F64)
+                and a.flags.c_contiguous):
+            a = as_float64_action(action, self._action_shape)
+        status, peak = layout.apply(a, self._command, cfg.action_scale_rad, cfg.dm_stroke_rad,
+                                    cfg.action_out_of_range == "clip")
         if status == 1:
             raise ValueError("action must be finite; the action space is [-1, 1]")
         if status == 2:
@@ -209,8 +249,8 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         self._frame += 1
         reward = -variance
         if cfg.action_penalty:
-            clipped = np.clip(np.asarray(a, dtype=np.float64), -1.0, 1.0)
-            reward -= cfg.action_penalty * float(np.mean(clipped * clipped))
+            increments = layout.applied_increments(a)
+            reward -= cfg.action_penalty * float(np.mean(increments * increments))
         info = {"strehl": math.exp(-variance), "residual_rad2": variance}
         if cfg.psf_every and self._frame % cfg.psf_every == 0:
             info["strehl_psf"] = self._accumulate_psf()
@@ -222,6 +262,43 @@ class AdaptiveOpticsEnv(AstrogymEnv):
                 info["raw_contrast"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING)
                 info["raw_contrast_2_5"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING, 2.0, 5.0)
         return self._obs.copy(), reward, False, truncated, info
+
+    # -- action layouts ----------------------------------------------------------------------------
+    def action_to_grid(self, action) -> np.ndarray:
+        """The actuator increments ``action`` (of this env's layout) asks for: (N+1, N+1) float64 in
+        units of ``action_scale_rad``, 0 on the uncontrolled actuators.
+
+        A linear map: no range check and no clipping (``step`` does those). For ``"modal"`` it is
+        ``modal_basis @ action`` scattered onto the controlled actuators.
+
+        Raises
+        ------
+        TypeError: ``action`` is not real numbers. ValueError: its shape is not ``action_space.shape``.
+        """
+        return self._layout.to_grid(as_float64_action(action, self._action_shape))
+
+    def grid_to_action(self, grid) -> np.ndarray:
+        """The action of this env's layout closest to the actuator increments ``grid`` ((N+1, N+1), action units).
+
+        ``"grid"``: ``grid`` with the uncontrolled entries zeroed; ``"flat"``: its controlled
+        entries (exact: ``action_to_grid`` gives them back); ``"modal"``: the least-squares
+        coefficients (the modes are orthogonal), which reproduce a piston-free grid exactly with
+        all modes, and its projection onto the first ``n_modes`` otherwise. Returns float64 (``step``
+        takes it as it is; cast to ``action_space.dtype`` to store it in the space); not clipped.
+
+        Raises
+        ------
+        TypeError: ``grid`` is not real numbers. ValueError: its shape is not (N+1, N+1).
+        """
+        n_act = self.config.n_actuators
+        return self._layout.from_grid(as_float64_action(grid, (n_act, n_act), "grid"))
+
+    @property
+    def modal_basis(self) -> np.ndarray | None:
+        """For ``action_layout="modal"``, the read-only (n_controlled, n_modes) float64 basis: column ``m`` is
+        mode ``m`` at the controlled actuators (``np.flatnonzero(system.controlled)`` order), orthogonal,
+        piston-free, peak ``|value|`` 1, by decreasing von Karman variance. None for the other layouts."""
+        return self._layout.basis
 
     def reset_long_exposure(self) -> None:
         """Start the long exposure afresh (e.g. once the loop has converged)."""

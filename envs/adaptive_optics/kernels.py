@@ -391,6 +391,74 @@ def apply_action(action, command, controlled, scale, stroke, clip_out_of_range):
     return 0, peak
 
 
+@njit(cache=True, inline="always")
+def _finite_peak(a):
+    """``(1, inf)`` if the 1-D ``a`` has a non-finite entry, else ``(0, max |a|)``."""
+    peak = 0.0
+    for k in range(a.shape[0]):
+        v = abs(np.float64(a[k]))
+        if not np.isfinite(v):
+            return 1, np.inf
+        peak = max(peak, v)
+    return 0, peak
+
+
+@njit(cache=True)
+def apply_flat_action(action, command, index, scale, stroke, clip_out_of_range):
+    """``command.flat[index] = clip(command.flat[index] + scale * clip(action, +-1), +-stroke)``, in place.
+
+    The flat action layout: entry ``k`` of ``action`` drives actuator ``index[k]``, with the
+    arithmetic of :func:`apply_action` (so a flat action equals its grid action to the bit).
+    Returns ``(status, max |action|)`` as :func:`apply_action` does.
+    """
+    status, peak = _finite_peak(action)
+    if status:
+        return status, peak
+    if peak > 1.0 and not clip_out_of_range:
+        return 2, peak
+    cmd = command.ravel()
+    for k in range(index.shape[0]):
+        v = min(max(np.float64(action[k]), -1.0), 1.0)
+        i = index[k]
+        cmd[i] = min(max(cmd[i] + v * scale, -stroke), stroke)
+    return 0, peak
+
+
+@njit(cache=True)
+def apply_modal_action(coeffs, modes_t, command, index, scale, stroke, clip_out_of_range, clipped, increment):
+    """``increment = modes_t.T @ clip(coeffs, +-1)``; ``command.flat[index] = clip(command.flat[index] +
+    scale * increment, +-stroke)``, in place.
+
+    The modal action layout: ``modes_t`` (n_modes, n_controlled) holds one mode per row. Only the
+    coefficients are range-checked (the increment of an actuator may exceed 1). ``clipped``
+    (n_modes) and ``increment`` (n_controlled) are work buffers; ``increment`` keeps the last
+    increment in action units. Returns ``(status, max |coeffs|)`` as :func:`apply_action` does
+    (``command`` and the buffers untouched when status is not 0).
+    """
+    status, peak = _finite_peak(coeffs)
+    if status:
+        return status, peak
+    if peak > 1.0 and not clip_out_of_range:
+        return 2, peak
+    n_modes, n = modes_t.shape
+    for m in range(n_modes):
+        clipped[m] = min(max(np.float64(coeffs[m]), -1.0), 1.0)
+    for i in range(n):
+        increment[i] = 0.0
+    for m in range(n_modes):  # a row at a time: the inner loop is an axpy that vectorises
+        c = clipped[m]
+        if c == 0.0:
+            continue
+        row = modes_t[m]
+        for i in range(n):
+            increment[i] += c * row[i]
+    cmd = command.ravel()
+    for k in range(n):
+        i = index[k]
+        cmd[i] = min(max(cmd[i] + increment[k] * scale, -stroke), stroke)
+    return 0, peak
+
+
 @njit(cache=True)
 def scatter_scaled(values, index, inv_scale, limit, out):
     """``out[index[k]] = clip(values[k] * inv_scale, +-limit)``: the reconstruction into its observation channel."""
