@@ -63,7 +63,7 @@ def cmd_list(args) -> int:
               f"    action:      {describe_space(env.action_space)}")
         config = getattr(env.unwrapped, "config", None)
         if args.config and hasattr(type(config), "describe"):
-            for name, default, allowed, doc in type(config).describe():
+            for name, default, allowed, doc in type(config).describe(config):  # this id's defaults
                 print(f"      {name} = {default!r}  {allowed}\n          {doc}")
         if args.scenarios:
             for s in scenarios_for(env_id).values():

@@ -418,3 +418,14 @@ def test_kl_basis_does_not_depend_on_the_eigensolvers_choice_in_degenerate_pairs
     tip[controlled], tilt[controlled] = basis.modes[:, 0], basis.modes[:, 1]
     np.testing.assert_allclose(tip.T, tilt, atol=1e-8)
     assert tip[:, -1].max() > 0 and tilt[-1, :].max() > 0  # positive towards +x and +y
+
+
+@pytest.mark.parametrize("layout", ["flat", "modal"])
+def test_classical_controllers_refuse_another_layout_up_front(layout):
+    from astrogym.agents.adaptive_optics import LeakyIntegrator, LinearPredictiveController
+
+    env = _env(layout)
+    for controller in (LeakyIntegrator, LinearPredictiveController):
+        with pytest.raises(ValueError, match=rf"{controller.__name__} commands the \(N\+1, N\+1\) actuator grid; "
+                                             rf"the env has action_layout='{layout}'"):
+            controller(env)

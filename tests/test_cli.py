@@ -22,6 +22,12 @@ def test_list_with_config(capsys):
     assert main(["list", "--config"]) == 0
     text = capsys.readouterr().out
     assert "arm_power_w = 400000.0" in text and "[0, 2e+06]" in text
+    assert "-inf" not in text and "inf]" not in text  # open ends read ">= 0", "any finite number", never "[-inf, inf]"
+    # each id shows its own defaults: the 20x20 preset says 20, not AOConfig's 40
+    small = text.split("astrogym/AdaptiveOpticsSmall-v0", 1)[1].split("\nastrogym/", 1)[0]
+    standard = text.split("astrogym/AdaptiveOptics-v0", 1)[1].split("\nastrogym/", 1)[0]
+    assert "n_subapertures = 20  [4, 100]" in small and "n_subapertures = 40  [4, 100]" in standard
+    assert "wind_speeds_mps = (20.0,)  tuple of numbers, each [0, 200]" in standard
 
 
 def test_bench_prints_three_rates_and_ratio(capsys):

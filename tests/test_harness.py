@@ -186,10 +186,33 @@ def test_step_after_episode_end_needs_reset(env_id):
 
 def test_unsupported_render_mode_is_the_envs_own_value_error(env_id):
     env_class = gym.envs.registration.load_env_creator(_spec(env_id).entry_point)
-    with pytest.raises(ValueError, match=r"render_mode='human' is not supported .*allowed None or \['rgb_array'\]"):
-        env_class(render_mode="human")
-    with pytest.raises(ValueError, match=r"render_mode='ansi' is not supported"):
+    with pytest.raises(ValueError, match=r"render_mode='ansi' is not supported .*allowed None or \['rgb_array', "
+                                         r"'human'\]"):
         env_class(render_mode="ansi")
+
+
+def test_human_render_without_a_display_is_the_envs_own_value_error(env_id, monkeypatch):
+    import matplotlib
+
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "agg")
+    # through gym.make too: Gymnasium passes "human" on (the env lists it) instead of wrapping it in pygame
+    with pytest.raises(ValueError, match=r"render_mode='human' needs an interactive matplotlib backend.*"
+                                         r"backend is 'agg'.*rgb_array"):
+        gym.make(env_id, render_mode="human")
+
+
+def test_human_render_shows_each_frame_in_a_window(env_id, monkeypatch):
+    from astrogym.envs.common import base, rendering
+
+    shown = []
+    monkeypatch.setattr(base, "interactive_backend", lambda: "TkAgg")
+    monkeypatch.setattr(rendering.FrameViewer, "show", lambda self, frame: shown.append(frame.shape))
+    env = gym.make(env_id, render_mode="human", disable_env_checker=True, **SHORT_EPISODES[_spec(env_id).entry_point])
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    assert env.render() is None
+    assert len(shown) == 3 and all(len(shape) == 3 and shape[2] == 3 for shape in shown)
+    env.close()
 
 
 def test_reset_options_must_be_a_dict(env_id):

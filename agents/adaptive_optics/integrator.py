@@ -11,6 +11,14 @@ from astrogym.agents.base import Policy
 from astrogym.envs.adaptive_optics.config import AOConfig
 
 
+
+def require_grid_layout(config: AOConfig, controller: str) -> None:
+    """The classical controllers act on the actuator grid: refuse another layout before the first step."""
+    if config.action_layout != "grid":
+        raise ValueError(f"{controller} commands the (N+1, N+1) actuator grid; the env has action_layout="
+                         f"{config.action_layout!r}: make it with action_layout='grid', or convert with the env's "
+                         "grid_to_action()")
+
 class LeakyIntegrator(Policy):
     """``c_t = leak c_{t-1} + gain R s_t`` on the DM actuators, as a ``predict`` policy.
 
@@ -30,6 +38,7 @@ class LeakyIntegrator(Policy):
             config = config.unwrapped.config
         if not isinstance(config, AOConfig):
             raise TypeError(f"config must be an AOConfig or an AdaptiveOptics env, got {type(config).__name__}")
+        require_grid_layout(config, type(self).__name__)
         if not 0.0 < gain <= 2.0:
             raise ValueError(f"gain={gain} is out of range; allowed (0, 2]")
         if not 0.0 < leak <= 1.0:

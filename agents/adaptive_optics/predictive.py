@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from astrogym.agents.base import Policy
-from astrogym.agents.adaptive_optics.integrator import LeakyIntegrator
+from astrogym.agents.adaptive_optics.integrator import LeakyIntegrator, require_grid_layout
 from astrogym.envs.adaptive_optics.config import AOConfig
 
 
@@ -58,6 +58,7 @@ class LinearPredictiveController(Policy):
         cfg = env.unwrapped.config if hasattr(env, "unwrapped") else env
         if not isinstance(cfg, AOConfig):
             raise TypeError(f"env must be an AdaptiveOptics env or an AOConfig, got {type(cfg).__name__}")
+        require_grid_layout(cfg, type(self).__name__)
         if order < 1 or order + cfg.loop_delay_frames - 1 > cfg.history:
             raise ValueError(f"order={order} is out of range; allowed [1, history - loop_delay_frames + 1] = "
                              f"[1, {cfg.history - cfg.loop_delay_frames + 1}]")

@@ -53,8 +53,8 @@ class AOConfig(EnvConfig):
     # -- atmosphere (one entry per layer in the tuples) -----------------------------------------
     r0_m: float = param(0.16, "Fried parameter at 500 nm", low=0.01, high=2.0)
     outer_scale_m: float = param(25.0, "von Karman outer scale L0", low=1.0, high=1e4)
-    layer_weights: tuple = param((1.0,), "fractional Cn2 per layer (normalised to sum 1)", kind="tuple")
-    wind_speeds_mps: tuple = param((20.0,), "wind speed per layer", kind="tuple")
+    layer_weights: tuple = param((1.0,), "fractional Cn2 per layer (normalised to sum 1)", low=0.0, kind="tuple")
+    wind_speeds_mps: tuple = param((20.0,), "wind speed per layer", low=0.0, high=200.0, kind="tuple")
     wind_directions_deg: tuple = param((0.0,), "wind direction per layer, degrees from +x", kind="tuple")
     # -- deformable mirror and loop -------------------------------------------------------------
     dm_coupling: float = param(0.2, "influence of an actuator at its neighbour's position", low=0.01, high=0.9)

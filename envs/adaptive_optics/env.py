@@ -99,8 +99,9 @@ class AdaptiveOpticsEnv(AstrogymEnv):
     ``psf_every > 0``, ``long_exposure_strehl`` and ``raw_contrast`` (perfect coronagraph,
     mean over 3-10 lambda/D of the long exposure) and ``raw_contrast_2_5`` (the same over 2-5 lambda/D).
 
-    ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase. Any other
-    mode (``"human"`` included) raises ``ValueError`` naming the allowed ones.
+    ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase; ``"human"``
+    shows it in a matplotlib window after each ``reset``/``step`` (an interactive backend is needed,
+    else ``ValueError``). Any other mode raises ``ValueError`` naming the allowed ones.
 
     ## Accessors
     Read-only, for evaluation and diagnostics (nothing outside this package reads the env's
@@ -117,7 +118,7 @@ class AdaptiveOpticsEnv(AstrogymEnv):
       default ``"grid"`` unchanged.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
     config_class = AOConfig
     RESET_OPTIONS = ("r0_m", "wind_speeds_mps", "wind_directions_deg")
 
@@ -222,6 +223,8 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         self.reset_long_exposure()
         info = dict(self._episode)
         info.update(strehl=metrics.marechal_strehl(variance), residual_rad2=variance)
+        if self._human:
+            self.render()
         return self._obs.copy(), info
 
     def step(self, action):
@@ -261,6 +264,8 @@ class AdaptiveOpticsEnv(AstrogymEnv):
                 info["long_exposure_strehl"] = metrics.strehl_from_psf(self._long_psf / self._n_psf)
                 info["raw_contrast"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING)
                 info["raw_contrast_2_5"] = metrics.annulus_mean(self._long_coro / self._n_psf, _PSF_PADDING, 2.0, 5.0)
+        if self._human:
+            self.render()
         return self._obs.copy(), reward, False, truncated, info
 
     # -- action layouts ----------------------------------------------------------------------------
@@ -343,9 +348,7 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         self._n_psf += 1
         return metrics.strehl_from_psf(image)
 
-    def render(self):
-        if self.render_mode != "rgb_array":
-            return None
+    def _render_frame(self):
         from astrogym.envs.common.rendering import figure_to_rgb
 
         science = self.science_residual_phase_rad

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from astrogym.envs.adaptive_optics import kernels
-from astrogym.envs.common.cache import atomic_save_npz, cache_dir, load_npz
+from astrogym.envs.common.cache import atomic_save_npz, cache_dir, load_npz, require_finite
 from astrogym.envs.adaptive_optics.config import AOConfig
 from astrogym.envs.adaptive_optics.reconstructor import FactoredReconstructor, reconstructors
 from astrogym.envs.adaptive_optics.wfs import DiffractiveSH
@@ -143,10 +143,26 @@ def _calibrate_arrays(cfg: AOConfig) -> dict[str, np.ndarray]:
 _CACHED = ("interaction", "controlled", "reconstructor", "dt_indptr", "dt_indices", "dt_data", "gram_packed")
 
 
+def _check_cached(cfg: AOConfig, arrays: dict[str, np.ndarray]) -> None:
+    """Raise ``ValueError`` unless cached calibration arrays fit ``cfg`` and are finite."""
+    n_act = cfg.n_actuators
+    controlled = arrays["controlled"]
+    if controlled.dtype != np.bool_ or controlled.shape != (n_act, n_act):
+        raise ValueError(f"'controlled' must be a ({n_act}, {n_act}) bool mask, got {controlled.dtype} "
+                         f"{controlled.shape}")
+    n_slopes = 2 * valid_subapertures(cfg, make_pupil(cfg)).shape[0]
+    n_ctrl = int(controlled.sum())
+    for name, shape in (("interaction", (n_slopes, n_ctrl)), ("reconstructor", (n_ctrl, n_slopes))):
+        if arrays[name].shape != shape:
+            raise ValueError(f"{name!r} has shape {arrays[name].shape}; this config needs {shape}")
+    require_finite(arrays)
+
+
 @functools.lru_cache(maxsize=8)
 def _system_for_key(key: str, cfg: AOConfig) -> AOSystem:
     path = cache_dir() / "ao" / f"system-{key}.npz"
-    arrays = load_npz(path, _CACHED)  # None when missing or corrupt: recomputed, not trusted
+    # None when missing or damaged (checksum, shapes, NaN): recomputed and replaced, never trusted
+    arrays = load_npz(path, _CACHED, functools.partial(_check_cached, cfg))
     if arrays is None:
         arrays = _calibrate_arrays(cfg)
         atomic_save_npz(path, **arrays)  # a read-only home just means no disk cache

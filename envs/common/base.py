@@ -6,10 +6,14 @@
   subclass, a dict, or ``None``) overridden by keyword arguments, validated by
   :meth:`EnvConfig.from_kwargs`: unknown keys and out-of-range values raise ``ValueError``, wrong
   types ``TypeError``. The result is :attr:`AstrogymEnv.config`.
-* **Render mode.** ``None`` or one of ``metadata["render_modes"]``; anything else raises ``ValueError``
-  naming the allowed modes. ``"human"`` is refused too: no astrogym env opens a window (render
-  ``"rgb_array"`` frames and show them). Through ``gym.make``, Gymnasium itself turns
-  ``render_mode="human"`` into its ``HumanRendering`` wrapper around ``"rgb_array"``.
+* **Render mode.** ``None`` or one of ``metadata["render_modes"]`` (``"rgb_array"`` and ``"human"``);
+  anything else raises ``ValueError`` naming the allowed modes. ``"rgb_array"``: :meth:`render`
+  returns the env's frame. ``"human"``: ``reset`` and ``step`` show the frame in a matplotlib window
+  (:class:`~astrogym.envs.common.rendering.FrameViewer`; no pygame needed) and :meth:`render`
+  returns None; in a session without an interactive matplotlib backend it raises ``ValueError``
+  at construction saying so, instead of failing later, and such a session's instances list only
+  ``"rgb_array"`` in ``metadata["render_modes"]`` (the class lists both, so ``gym.make`` hands
+  ``"human"`` to the env rather than to Gymnasium's pygame wrapper).
 * **Reset options.** ``options`` is ``None`` or a dict whose keys are in :attr:`AstrogymEnv.RESET_OPTIONS`;
   another type raises ``TypeError``, an unknown key ``ValueError`` naming it and the allowed ones.
 * **Episode lifecycle.** ``step`` before the first ``reset``, or after the episode ended (a step returned
@@ -22,6 +26,8 @@ Subclass API
 ``metadata``: Gymnasium's, with ``"render_modes"``.
 ``super().__init__(render_mode, config, **kwargs)``: sets :attr:`config` and :attr:`render_mode`; the
     env then needs a reset. Override :meth:`_build_config` to post-process the config.
+:meth:`_render_frame`: the env's picture as uint8 ``(H, W, 3)``; :meth:`render` does the rest. ``reset``
+    and ``step`` end with ``if self._human: self.render()`` (one attribute test on the hot path).
 :meth:`_reset_options`: the validated options of a ``reset`` call, as a new dict.
 :meth:`_start_episode` / :meth:`_end_episode`: ``reset`` calls the first, ``step`` the second when the
     episode terminates or is truncated.
@@ -37,6 +43,7 @@ from typing import Any, ClassVar, Mapping
 import gymnasium as gym
 
 from astrogym.envs.common.config import EnvConfig
+from astrogym.envs.common.rendering import FrameViewer, interactive_backend
 
 
 class AstrogymEnv(gym.Env):
@@ -62,6 +69,13 @@ class AstrogymEnv(gym.Env):
                  **kwargs: Any):
         self.config = self._build_config(config, kwargs)
         self.render_mode = self._check_render_mode(render_mode)
+        self._human = self.render_mode == "human"
+        if "human" in self.metadata.get("render_modes", []) and interactive_backend() is None:
+            # this instance's modes are what this session can do: a headless one cannot open windows, so
+            # tools that try every listed mode (Gymnasium's check_env) skip "human" here
+            self.metadata = {**self.metadata,
+                             "render_modes": [m for m in self.metadata["render_modes"] if m != "human"]}
+        self._viewer = None
         self._needs_reset = True
         self._has_reset = False
 
@@ -74,11 +88,38 @@ class AstrogymEnv(gym.Env):
     def _check_render_mode(cls, render_mode: str | None) -> str | None:
         modes = list(cls.metadata.get("render_modes", []))
         if render_mode is not None and render_mode not in modes:
-            hint = " (no astrogym env opens a window: render 'rgb_array' frames and show them)" \
-                if render_mode == "human" else ""
             raise ValueError(f"render_mode={render_mode!r} is not supported by {cls.__name__}; allowed None or "
-                             f"{modes}{hint}")
+                             f"{modes}")
+        if render_mode == "human" and interactive_backend() is None:
+            import matplotlib
+
+            raise ValueError(f"render_mode='human' needs an interactive matplotlib backend to open a window; this "
+                             f"session's backend is {matplotlib.get_backend()!r} (no display). Set MPLBACKEND "
+                             "(e.g. TkAgg, QtAgg) on a desktop, or use render_mode='rgb_array' and save the frames")
         return render_mode
+
+    # -- rendering ---------------------------------------------------------------------------------------
+    def _render_frame(self):
+        """The env's picture now, uint8 ``(H, W, 3)`` (subclasses implement it)."""
+        raise NotImplementedError
+
+    def render(self):
+        """``"rgb_array"``: the frame, uint8 ``(H, W, 3)``; ``"human"``: shows it and returns None; ``None``: None."""
+        if self.render_mode is None:
+            return None
+        frame = self._render_frame()
+        if not self._human:
+            return frame
+        if self._viewer is None:
+            self._viewer = FrameViewer(type(self).__name__, self.metadata.get("render_fps", 30))
+        self._viewer.show(frame)
+        return None
+
+    def close(self):
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
+        super().close()
 
     # -- reset options -----------------------------------------------------------------------------------
     def _reset_options(self, options: dict | None) -> dict:

@@ -12,6 +12,8 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+import numpy as np
+
 _MISSING = object()
 
 
@@ -41,19 +43,30 @@ def param(
 
 
 def _bounds_text(low, high) -> str:
-    lo = "-inf" if low is None else f"{low:g}"
-    hi = "inf" if high is None else f"{high:g}"
-    return f"[{lo}, {hi}]"
+    """``[lo, hi]``, or ``>= lo`` / ``<= hi`` / ``any finite number`` where a side is open."""
+    if low is None and high is None:
+        return "any finite number"
+    if high is None:
+        return f">= {low:g}"
+    if low is None:
+        return f"<= {high:g}"
+    return f"[{low:g}, {high:g}]"
 
 
 def _check_number(owner: str, name: str, value: Any, low, high, integer: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise TypeError(f"{owner}.{name} must be a number, got {type(value).__name__} {value!r}")
-    if integer and float(value) != int(value):
-        raise TypeError(f"{owner}.{name} must be an integer, got {value!r}")
-    v = float(value)
+    # bools, complex numbers (float() would drop the imaginary part) and arrays are not numbers here
+    if (isinstance(value, (bool, np.bool_, complex, np.complexfloating, np.ndarray))
+            or not isinstance(value, (int, float)) and not hasattr(value, "__float__")):
+        raise TypeError(f"{owner}.{name} must be a{'n integer' if integer else ' number'}, got "
+                        f"{type(value).__name__} {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{owner}.{name} must be a number, got {type(value).__name__} {value!r} ({exc})") from None
     if not math.isfinite(v):
-        raise ValueError(f"{owner}.{name}={value!r} is not finite; allowed range {_bounds_text(low, high)}")
+        raise ValueError(f"{owner}.{name}={value!r} is not finite; allowed {_bounds_text(low, high)}")
+    if integer and v != int(v):
+        raise TypeError(f"{owner}.{name} must be an integer, got {value!r}")
     if (low is not None and v < low) or (high is not None and v > high):
         raise ValueError(f"{owner}.{name}={value!r} is out of range; allowed {_bounds_text(low, high)}")
     return v
@@ -135,8 +148,12 @@ class EnvConfig:
         return type(self).from_kwargs(self, **kwargs)
 
     @classmethod
-    def describe(cls) -> list[tuple[str, Any, str, str]]:
-        """Rows of (name, default, allowed, doc) for documentation and ``astrogym list --config``."""
+    def describe(cls, values: "EnvConfig | None" = None) -> list[tuple[str, Any, str, str]]:
+        """Rows of (name, default, allowed, doc) for documentation and ``astrogym list --config``.
+
+        ``values``: a config whose values are shown as the defaults (e.g. a registered preset's, whose
+        id overrides some of the class defaults); ``None`` shows the class defaults.
+        """
         rows = []
         for f in dataclasses.fields(cls):
             meta = f.metadata
@@ -145,8 +162,9 @@ class EnvConfig:
             else:
                 allowed = _bounds_text(meta.get("low"), meta.get("high"))
                 if meta.get("kind") == "tuple":
-                    allowed = "tuple of numbers in " + allowed
+                    allowed = "tuple of numbers, each " + allowed
                 elif meta.get("kind") in ("range", "optional"):
                     allowed = "None or " + ("(lo, hi) in " if meta["kind"] == "range" else "") + allowed
-            rows.append((f.name, f.default, allowed, meta.get("doc", "")))
+            default = f.default if values is None else getattr(values, f.name)
+            rows.append((f.name, default, allowed, meta.get("doc", "")))
         return rows

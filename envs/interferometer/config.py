@@ -96,6 +96,10 @@ class InterferometerConfig(EnvConfig):
         return dataclasses.replace(self, **missing) if missing else self
 
     def validate(self) -> None:
+        band = self.reward_band_hz
+        if band is None or not band[0] < band[1]:
+            raise ValueError(f"InterferometerConfig.reward_band_hz={band!r} must be a (low, high) pair with low < high "
+                             "(a band-pass), each in [0.01, 8192] Hz")
         nyquist = self.sample_rate_hz / 2.0
         for name, f in (("reward_pitch_cutoff_hz", self.reward_pitch_cutoff_hz),
                         ("reward_band_hz[1]", self.reward_band_hz[1]),
@@ -108,10 +112,12 @@ class InterferometerConfig(EnvConfig):
                              f"only (mode={self.mode!r})")
         full = {k: (v if getattr(self, k) is None else getattr(self, k)) for k, v in MODE_DEFAULTS[self.mode].items()}
         if full["pitch_limit_rad"] < full["obs_pitch_scale_rad"]:
-            raise ValueError("InterferometerConfig.pitch_limit_rad must be at least obs_pitch_scale_rad")
+            raise ValueError(f"InterferometerConfig.pitch_limit_rad={full['pitch_limit_rad']:g} must be at least "
+                             f"obs_pitch_scale_rad={full['obs_pitch_scale_rad']:g} (mode={self.mode!r})")
         if self.history_length > self.episode_steps:
-            raise ValueError(f"InterferometerConfig.history_length={self.history_length} exceeds the episode "
-                             f"({self.episode_steps} steps)")
+            raise ValueError(f"InterferometerConfig.history_length={self.history_length} exceeds the episode: "
+                             f"episode_length_s={self.episode_length_s:g} at sample_rate_hz={self.sample_rate_hz:g} "
+                             f"is {self.episode_steps} steps")
 
     @property
     def episode_steps(self) -> int:

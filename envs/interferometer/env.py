@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import scipy.signal
 
+from astrogym.envs.common.actions import as_float64_action
 from astrogym.envs.common.base import AstrogymEnv
 from astrogym.envs.common.linear import normalized_sos
 from astrogym.envs.common.rng import seed_state
@@ -47,6 +48,9 @@ def reward_filters(config: InterferometerConfig) -> tuple[np.ndarray, np.ndarray
     hp = scipy.signal.butter(4, config.reward_high_cutoff_hz, "highpass", fs=fs, output="sos")
     return normalized_sos(lp), normalized_sos(bp), normalized_sos(hp)
 
+
+# action dtypes the compiled step takes as they are (native byte order)
+_KERNEL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 class InterferometerLockEnv(AstrogymEnv):
     """Angular control of a radiation-pressure-coupled arm-cavity pitch mode (LIGO ASC).
@@ -127,8 +131,9 @@ class InterferometerLockEnv(AstrogymEnv):
     ``score_pitch``, ``score_band``, ``score_high``. ``reset`` returns this episode's
     ``arm_power_w``, ``seismic_scale``, ``stiffness_nm_per_rad`` and ``unstable_pole_hz``.
 
-    ``render_mode="rgb_array"``: the history window (pitch reading and torque) as an image. Any
-    other mode (``"human"`` included) raises ``ValueError`` naming the allowed ones.
+    ``render_mode="rgb_array"``: the history window (pitch reading and torque) as an image;
+    ``"human"`` shows it in a matplotlib window after each ``reset``/``step`` (an interactive backend
+    is needed, else ``ValueError``). Any other mode raises ``ValueError`` naming the allowed ones.
 
     ## Accessors
     Read-only, for benchmarks, tests and diagnostics (nothing outside this package reads the
@@ -142,7 +147,7 @@ class InterferometerLockEnv(AstrogymEnv):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
     config_class = InterferometerConfig
     RESET_OPTIONS = ("arm_power_w", "seismic_scale", "unstable_pole_hz")
 
@@ -236,19 +241,17 @@ class InterferometerLockEnv(AstrogymEnv):
         kernels.lock_rollout(*self.kernel_arguments(), np.zeros((n, 1)), np.empty(n), np.empty(n), np.empty(n))
         self._steps = 0
         self._start_episode()
+        if self._human:
+            self.render()
         return self._hist.copy(), dict(episode)
 
     def step(self, action):
         if self._needs_reset:
             raise self._reset_needed("step()")
         a = action
-        if type(a) is not np.ndarray or a.dtype.kind != "f":
-            a = np.asarray(a, dtype=np.float64)
-        if a.shape != (1,):
-            if a.size == 1 and a.ndim <= 1:
-                a = a.reshape(1)
-            else:
-                raise ValueError(f"action must have shape (1,) (one normalised torque), got shape {a.shape}")
+        # the kernel takes native float32/float64 of shape (1,); anything else is converted (or refused) once
+        if type(a) is not np.ndarray or a.shape != (1,) or a.dtype not in _KERNEL_DTYPES:
+            a = as_float64_action(a, (1,), "action (one normalised torque)")
         # the arguments of kernel_arguments(), looked up directly: this is the hot path
         loop = self._loop
         zi = self._zi
@@ -266,6 +269,8 @@ class InterferometerLockEnv(AstrogymEnv):
             self._end_episode()
         info = {"pitch_rad": pitch, "control_nm": torque, "score_pitch": s_pitch, "score_band": s_band,
                 "score_high": s_high}
+        if self._human:
+            self.render()
         return self._hist.copy(), reward, terminated, truncated, info
 
     # -- accessors (benchmarks, tests, diagnostics) --------------------------------------------------
@@ -308,9 +313,7 @@ class InterferometerLockEnv(AstrogymEnv):
                                            zi[0], self._sos_bp, zi[1], self._sos_hp, zi[2], self._ema, self._hist)
 
     # -- rendering ---------------------------------------------------------------------------------
-    def render(self):
-        if self.render_mode != "rgb_array":
-            return None
+    def _render_frame(self):
         from astrogym.envs.common.rendering import figure_to_rgb
         from matplotlib.figure import Figure
 

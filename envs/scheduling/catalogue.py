@@ -14,14 +14,30 @@ exposure_s     s          length of one exposure, [1, 3600]; optional in files: 
 n_visits       -          visits requested, [1, 100]
 min_gap_s      s          minimum time from the end of one visit to the start of the next, >= 0
 window_start   MJD (UTC)  optional time window (both or neither; blank = none); a window that
-window_end     MJD (UTC)  opens mid-night stands in for a target of opportunity
+window_end     MJD (UTC)  opens mid-night stands in for a target of opportunity; [0, 100000]
 =============  =========  ==============================================================
+
+Blank cells (an empty CSV cell, a masked ECSV value; NaN counts as blank in the optional
+columns) mean, per column: ``exposure_s`` is computed from ``snr`` as above, ``min_gap_s`` is 0,
+``window_start``/``window_end`` is no window. A blank cell in any other column is an error
+naming the column and row: it is never read as 0.
+
+Units: CSV values are in the units above. In ECSV a column may declare a unit (``ra`` in rad,
+``exposure_s`` in min, windows in d, ...); it is converted through ``astropy.units``, and a unit
+that does not convert (or one on a unitless column) is an error. Windows may also be ECSV
+``Time`` columns (converted to UTC MJD).
+
+Columns: a column whose name is close to one of ``COLUMNS`` but not equal (``exposure``,
+``Dec``, ``window-start``) is an error suggesting the right name; other extra columns are
+ignored with a ``UserWarning`` listing them.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +49,15 @@ from astrogym.envs.scheduling.telescope import FILTERS, Telescope
 COLUMNS = ("name", "ra", "dec", "mag", "priority", "snr", "filter", "exposure_s", "n_visits", "min_gap_s",
            "window_start", "window_end")
 _RANGES = {"ra": (0.0, 360.0), "dec": (-90.0, 90.0), "mag": (-5.0, 30.0), "priority": (1e-9, 100.0),
-           "snr": (1.0, 1e4), "exposure_s": (1.0, 3600.0), "n_visits": (1, 100), "min_gap_s": (0.0, 1e8)}
+           "snr": (1.0, 1e4), "exposure_s": (1.0, 3600.0), "n_visits": (1, 100), "min_gap_s": (0.0, 1e8),
+           "window_start": (0.0, 1e5), "window_end": (0.0, 1e5)}
+# blank (or NaN) is allowed in these columns and has the meaning the module docstring gives
+_OPTIONAL = ("exposure_s", "min_gap_s", "window_start", "window_end")
+_NUMERIC = ("ra", "dec", "mag", "priority", "snr", "n_visits", "exposure_s", "min_gap_s", "window_start",
+            "window_end")
+# the unit each numeric column is stored in (None: dimensionless)
+UNITS = {"ra": "deg", "dec": "deg", "mag": "mag", "priority": None, "snr": None, "exposure_s": "s",
+         "n_visits": None, "min_gap_s": "s", "window_start": "d", "window_end": "d"}
 # Typical conditions an exposure is sized for (when a file leaves exposure_s out, and in random catalogues):
 # airmass 1.2, 0.8" seeing, a grey sky 0.5 mag brighter than dark, no cloud. Worse conditions (Moon,
 # low altitude, clouds) give less SNR, so a visit may take several exposures.
@@ -49,6 +73,42 @@ def reference_m5(filt: np.ndarray, exposure_s, telescope: Telescope | None) -> n
     fw = photometry.fwhm_eff(REFERENCE_SEEING_ARCSEC, REFERENCE_AIRMASS, photometry.WAVELENGTH_NM[filt], sys_fwhm)
     return photometry.m5_depth(cm[filt], photometry.DARK_SKY_MAG[filt] - REFERENCE_SKY_OFFSET_MAG, fw, exposure_s,
                                REFERENCE_AIRMASS, photometry.EXTINCTION[filt], 0.0)
+
+
+def _cells(raw) -> list:
+    """The cells of a column as Python objects, masked entries as None."""
+    return list(np.ma.filled(np.ma.asarray(raw, dtype=object), None))
+
+
+def _is_blank(value) -> bool:
+    if value is None or value is np.ma.masked:
+        return True
+    if isinstance(value, (str, bytes)):
+        return value.strip() == ""
+    return False
+
+
+def _real(value) -> float:
+    """A cell as a float; complex numbers and booleans are refused, not reinterpreted."""
+    if isinstance(value, (bool, np.bool_, complex, np.complexfloating)):
+        raise TypeError(f"{value!r} is not a real number")
+    return float(value)
+
+
+def _check_column_names(columns, source: str) -> None:
+    """Refuse a column that looks like a misspelt catalogue column; warn about other extra columns."""
+    extra = [c for c in columns if c not in COLUMNS]
+    ignored = []
+    for col in extra:
+        close = difflib.get_close_matches(str(col).lower().replace("-", "_").replace(" ", "_"), COLUMNS, n=1,
+                                          cutoff=0.75)
+        if close:
+            raise ValueError(f"{source}: column {col!r} is not a catalogue column; did you mean {close[0]!r}? "
+                             f"columns: {list(COLUMNS)}")
+        ignored.append(col)
+    if ignored:
+        warnings.warn(f"{source}: ignoring column(s) {ignored} (catalogue columns: {list(COLUMNS)})",
+                      UserWarning, stacklevel=3)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +142,7 @@ class Catalogue:
             the column, the first bad row and the allowed range), names repeat, or a window ends before it starts.
         """
         required = ("ra", "dec", "mag", "priority", "snr", "filter", "n_visits")
+        _check_column_names(columns, source)
         missing = [c for c in required if c not in columns]
         if missing:
             raise ValueError(f"{source}: missing column(s) {missing}; required {list(required)}, optional "
@@ -89,22 +150,30 @@ class Catalogue:
         n = len(columns["ra"])
         if n == 0:
             raise ValueError(f"{source}: the catalogue has no targets")
+        for col in columns:
+            if len(columns[col]) != n:
+                raise ValueError(f"{source}: column {col!r} has {len(columns[col])} rows; column 'ra' has {n}")
         out = {}
-        for col in ("ra", "dec", "mag", "priority", "snr", "n_visits", "exposure_s", "min_gap_s", "window_start",
-                    "window_end"):
+        for col in _NUMERIC:
             raw = columns.get(col)
             if raw is None:
                 out[col] = np.full(n, np.nan)
                 continue
+            cells = _cells(raw)
+            blank = np.array([_is_blank(v) for v in cells], dtype=bool)
+            if blank.any() and col not in _OPTIONAL:
+                row = int(np.argmax(blank))
+                lo, hi = _RANGES[col]
+                raise ValueError(f"{source}: column {col!r} row {row} is blank; the column is required (allowed "
+                                 f"range [{lo:g}, {hi:g}])")
             try:
-                values = np.array([np.nan if (v is None or (isinstance(v, str) and v.strip() == "")) else v
-                                   for v in np.ma.filled(np.ma.asarray(raw, dtype=object), None)], dtype=float)
+                values = np.array([np.nan if b else _real(v) for v, b in zip(cells, blank)], dtype=float)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{source}: column {col!r} must be numeric ({exc})") from None
             out[col] = values
         for col, (lo, hi) in _RANGES.items():
             values = out[col]
-            optional = col == "exposure_s"
+            optional = col in _OPTIONAL
             bad = ~np.isfinite(values) if not optional else np.isinf(values)
             bad |= np.isfinite(values) & ((values < lo) | (values > hi))
             if col == "ra":
@@ -122,6 +191,13 @@ class Catalogue:
             row = int(np.argmax((np.isnan(ws) != np.isnan(we)) | (we < ws)))
             raise ValueError(f"{source}: row {row}: window_start/window_end must both be blank or both set with "
                              f"window_end >= window_start (got {ws[row]}, {we[row]})")
+        for col in ("filter", "name"):
+            if col in columns:
+                blank = [_is_blank(v) for v in _cells(columns[col])]
+                if any(blank):
+                    raise ValueError(f"{source}: column {col!r} row {blank.index(True)} is blank" +
+                                     (f"; allowed {list(FILTERS)}" if col == "filter" else "; names are required "
+                                      "when the column is given"))
         filters = np.asarray(columns["filter"]).astype(str)
         bad = ~np.isin(filters, FILTERS)
         if bad.any():
@@ -189,6 +265,42 @@ class Catalogue:
         self.to_table().write(path, format=fmt, overwrite=True)
 
 
+def _table_column(col, name: str, source: str) -> np.ndarray:
+    """One table column as an object array in the catalogue's units, masked cells as None.
+
+    Raises
+    ------
+    ValueError: a unit that does not convert to the column's (or a unit on a unitless column).
+    """
+    import astropy.units as u
+    from astropy.time import Time
+
+    if isinstance(col, Time):
+        if name not in ("window_start", "window_end"):
+            raise ValueError(f"{source}: column {name!r} holds times; only window_start/window_end may")
+        mask = np.ma.getmaskarray(np.ma.asarray(col.mjd)) if col.masked else np.zeros(len(col), bool)
+        values = np.asarray(col.utc.mjd, dtype=object)
+        values[mask] = None
+        return values
+    mask = np.ma.getmaskarray(col) if getattr(col, "mask", None) is not None else np.zeros(len(col), bool)
+    data = np.ma.getdata(col)
+    unit = getattr(col, "unit", None)
+    if name in UNITS and unit is not None and unit != u.dimensionless_unscaled:
+        target = UNITS[name]
+        if target is None:
+            raise ValueError(f"{source}: column {name!r} is unitless, but the file declares unit {str(unit)!r}")
+        if data.dtype.kind not in "fiu":
+            raise ValueError(f"{source}: column {name!r} must be numeric, got {data.dtype}")
+        try:
+            data = (np.asarray(data, dtype=float) * unit).to_value(target)
+        except u.UnitsError:
+            raise ValueError(f"{source}: column {name!r} has unit {str(unit)!r}, which does not convert to "
+                             f"{target!r}") from None
+    values = np.asarray(data, dtype=object)
+    values[mask] = None
+    return values
+
+
 def load_catalogue(path: str | Path, telescope: Telescope | None = None) -> Catalogue:
     """Read a CSV or ECSV catalogue (columns in the module docstring) and validate it.
 
@@ -207,8 +319,7 @@ def load_catalogue(path: str | Path, telescope: Telescope | None = None) -> Cata
         table = Table.read(path, format=fmt)
     except Exception as exc:  # astropy raises several types for malformed text
         raise ValueError(f"{path}: cannot be read as {fmt} ({type(exc).__name__}: {exc})") from None
-    columns = {c: np.asarray(table[c].filled(np.nan) if hasattr(table[c], "filled") and table[c].dtype.kind == "f"
-                             else table[c]) for c in table.colnames}
+    columns = {c: _table_column(table[c], c, str(path)) for c in table.colnames}
     return Catalogue.from_columns(columns, telescope, source=str(path))
 
 

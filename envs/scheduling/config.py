@@ -90,6 +90,9 @@ class SchedulingConfig(EnvConfig):
         if self.catalogue_path is not None and not isinstance(self.catalogue_path, str):
             raise TypeError(f"SchedulingConfig.catalogue_path must be a path string or None, got "
                             f"{type(self.catalogue_path).__name__}")
+        if self.catalogue_path is not None and not self.catalogue_path.strip():
+            raise ValueError("SchedulingConfig.catalogue_path is empty; give a CSV/ECSV file path, or None for a "
+                             "random catalogue of n_targets")
         if self.max_targets is not None:
             object.__setattr__(self, "max_targets", int(self.max_targets))
         if self.n_targets_range is not None:

@@ -145,8 +145,9 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     sizes; the pool's night tables are kept in memory, not in the disk cache). Off by default, and
     then nothing is drawn.
 
-    ``render_mode="rgb_array"``: the sky and the night's timeline (:mod:`plots`). Any other mode
-    (``"human"`` included) raises ``ValueError`` naming the allowed ones.
+    ``render_mode="rgb_array"``: the sky and the night's timeline (:mod:`plots`); ``"human"`` shows
+    it in a matplotlib window after each ``reset``/``step`` (an interactive backend is needed, else
+    ``ValueError``). Any other mode raises ``ValueError`` naming the allowed ones.
 
     ## Accessors
     Read-only, for baselines, tests and plots (nothing outside this package reads the env's private
@@ -163,7 +164,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     Another key raises ``ValueError``, options that are not a dict ``TypeError``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 4}
     config_class = SchedulingConfig
     RESET_OPTIONS = ("date", "catalogue", "weather")
 
@@ -332,8 +333,13 @@ class TelescopeSchedulingEnv(AstrogymEnv):
             if cfg.date_range_days > 0:
                 start += datetime.timedelta(days=int(self.np_random.integers(cfg.date_range_days)))
         weathers = options.get("weather")
-        if weathers is not None and len(weathers) != cfg.n_nights:
-            raise ValueError(f"reset option 'weather' needs one WeatherTrack per night ({cfg.n_nights})")
+        if weathers is not None:
+            if not isinstance(weathers, (list, tuple)) or not all(isinstance(w, WeatherTrack) for w in weathers):
+                raise TypeError(f"reset option 'weather' must be a list of WeatherTrack, one per night "
+                                f"({cfg.n_nights}), got {type(weathers).__name__}")
+            if len(weathers) != cfg.n_nights:
+                raise ValueError(f"reset option 'weather' needs one WeatherTrack per night ({cfg.n_nights}), got "
+                                 f"{len(weathers)}")
         self._nights = []
         first_mjd = None
         for k in range(cfg.n_nights):
@@ -353,6 +359,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         self._start_episode()
         self._start_night(0)
         self._observe()
+        if self._human:
+            self.render()
         return self._obs(), self._info(False)
 
     def _start_night(self, index: int) -> None:
@@ -437,6 +445,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         if terminated:
             self._end_episode()
         self._observe()
+        if self._human:
+            self.render()
         return self._obs(), float(reward), terminated, False, self._info(invalid)
 
     def _check_action(self, action) -> int:
@@ -558,9 +568,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
                                      dec_app, self._targ, self._par, int(self._st[K.S_FILTER])))
 
     # -- rendering -----------------------------------------------------------------------------------------
-    def render(self):
-        if self.render_mode != "rgb_array":
-            return None
+    def _render_frame(self):
         from astrogym.envs.scheduling.plots import schedule_figure
         from astrogym.envs.common.rendering import figure_to_rgb
 

@@ -16,6 +16,7 @@ the end by less than one step).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from astrogym.envs.common.cache import atomic_save_npz, cache_dir, load_npz
+from astrogym.envs.common.cache import atomic_save_npz, cache_dir, load_npz, require_finite
 from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.catalogue import Catalogue
 from astrogym.envs.scheduling.sites import Site
@@ -199,6 +200,22 @@ def _make(site_key, date, grid_s, twilight_deg, digest, mjd_start, mjd_end, arra
                       catalogue_digest=digest, mjd_start=float(mjd_start), mjd_end=float(mjd_end), **arrays)
 
 
+def _check_cached(n_targets: int, arrays: dict[str, np.ndarray]) -> None:
+    """Raise ``ValueError`` unless cached night arrays fit ``n_targets`` targets, one grid, finite values."""
+    n_times = arrays["times_s"].shape[0] if arrays["times_s"].ndim == 1 else -1
+    if n_times < 2:
+        raise ValueError(f"'times_s' must be a 1-D grid of at least 2 times, got shape {arrays['times_s'].shape}")
+    for name in _ARRAYS:
+        per_target = name in ("alt", "az", "moon_sep", "sky_mag")
+        want = (n_times, n_targets) if per_target else (n_targets,) if name in ("ra_app", "dec_app") else (n_times,)
+        if arrays[name].shape != want:
+            raise ValueError(f"{name!r} has shape {arrays[name].shape}; expected {want}")
+    for name in _SCALARS:
+        if arrays[name].shape != ():
+            raise ValueError(f"{name!r} must be a scalar, got shape {arrays[name].shape}")
+    require_finite(arrays)
+
+
 def _key(site: Site, date: str, catalogue: Catalogue, grid_s: float, twilight_deg: float) -> str:
     fields = {"site": [site.key, site.latitude_deg, site.longitude_deg, site.elevation_m], "date": date,
               "catalogue": catalogue.digest(), "grid_s": float(grid_s), "twilight_deg": float(twilight_deg),
@@ -214,8 +231,10 @@ def night_table(site: Site, date: str, catalogue: Catalogue, grid_s: float = 60.
         _MEMORY.move_to_end(key)
         return _MEMORY[key]
     path = cache_dir() / "nights" / f"{site.key}-{date}-{key}.npz"
-    data = load_npz(path, _ARRAYS + _SCALARS) if use_disk_cache else None
-    if data is not None and data["sky_mag"].shape[1:] == (len(catalogue),):
+    # None when missing or damaged (checksum, shapes, NaN): recomputed and replaced, never trusted
+    data = load_npz(path, _ARRAYS + _SCALARS, functools.partial(_check_cached, len(catalogue))) \
+        if use_disk_cache else None
+    if data is not None:
         table = _make(site.key, date, grid_s, twilight_deg, catalogue.digest(), float(data["mjd_start"]),
                       float(data["mjd_end"]), {k: data[k] for k in _ARRAYS})
     else:
