@@ -294,16 +294,9 @@ def test_gymnasium_env_checker(layout):
 
 @pytest.mark.parametrize("layout", ["flat", "modal"])
 def test_sb3_env_checker(layout):
-    from stable_baselines3.common.env_checker import check_env
+    from checkers import sb3_check_env
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        # the observation is the same channel-first float history as the grid layout's (test_harness)
-        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
-        warnings.filterwarnings("ignore", message=".*is an image but its `dtype`.*")
-        warnings.filterwarnings("ignore", message=".*is an image but the upper and lower bounds.*")
-        warnings.filterwarnings("ignore", message=".*minimal resolution for an image.*")
-        check_env(gym.make(SMALL, action_layout=layout).unwrapped, warn=True)
+    sb3_check_env(gym.make(SMALL, action_layout=layout).unwrapped)
 
 
 # -- action dtypes ------------------------------------------------------------------------------------------

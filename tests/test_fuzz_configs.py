@@ -178,3 +178,10 @@ def _cached_env(env_id: str, name: str):
     if env_id not in _ENV_CACHE:
         _ENV_CACHE[env_id] = gym.make(env_id, disable_env_checker=True, **BASE[name]).unwrapped
     return _ENV_CACHE[env_id]
+
+
+def test_a_geometry_without_lit_subapertures_names_its_fields():
+    """Found by the endpoint search: 4 subapertures, all required fully lit (numpy's reduction error before)."""
+    with pytest.raises(ValueError, match=r"only 0 subaperture\(s\) are lit to valid_subaperture_fraction=1 with "
+                                         r"n_subapertures=4 and central_obstruction=0.14"):
+        gym.make("astrogym/AdaptiveOptics-v0", n_subapertures=4, valid_subaperture_fraction=1.0)

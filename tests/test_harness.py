@@ -17,6 +17,7 @@ from gymnasium.utils.env_checker import check_env
 
 import astrogym  # noqa: F401  (registers the ids)
 from astrogym.envs import ENV_SPECS, register_envs
+from checkers import sb3_check_env
 
 
 def _rollout(env, seed: int, steps: int, action_seed: int = 123):
@@ -57,19 +58,7 @@ def test_check_env_passes_without_warnings(env_id):
 
 
 def test_sb3_env_checker(env_id):
-    from stable_baselines3.common.env_checker import check_env as sb3_check_env
-
-    # SB3 only recommends flat observations and uint8 [0, 255] images; astrogym keeps channel-first float
-    # histories and images (MLP policies flatten them; CNN policies take normalize_images=False),
-    # so those two hints are expected. Anything else fails the test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
-        warnings.filterwarnings("ignore", message=".*is an image but its `dtype`.*")
-        warnings.filterwarnings("ignore", message=".*is an image but the upper and lower bounds.*")
-        # NatureCNN needs 36x36; the 21x21 AO preset needs its own small CNN (the agents issue).
-        warnings.filterwarnings("ignore", message=".*minimal resolution for an image.*")
-        sb3_check_env(gym.make(env_id).unwrapped, warn=True)
+    sb3_check_env(gym.make(env_id).unwrapped)
 
 
 def test_same_seed_same_trajectory(env_id):

@@ -366,14 +366,10 @@ def reconstruct(dt_indptr, dt_indices, dt_data, gram_packed, slopes, tmp, out):
     return out
 
 
-@njit(cache=True)
-def apply_action(action, command, controlled, scale, stroke, clip_out_of_range):
-    """``command = clip(command + scale * action, +-stroke) * controlled``, in place.
-
-    Returns ``(status, max |action|)``: status 1 = non-finite entries, 2 = entries beyond [-1, 1]
-    without ``clip_out_of_range`` (``command`` is then untouched), else 0.
-    """
-    a = action.ravel()
+@njit(cache=True, inline="always")
+def _range_status(a, clip_out_of_range):
+    """``(status, max |a|)`` of the 1-D ``a``: 1 = a non-finite entry, 2 = beyond [-1, 1] without
+    ``clip_out_of_range``, else 0 (the status every ``apply_*`` kernel returns)."""
     peak = 0.0
     for k in range(a.shape[0]):
         v = abs(np.float64(a[k]))
@@ -382,24 +378,26 @@ def apply_action(action, command, controlled, scale, stroke, clip_out_of_range):
         peak = max(peak, v)
     if peak > 1.0 and not clip_out_of_range:
         return 2, peak
+    return 0, peak
+
+
+@njit(cache=True)
+def apply_action(action, command, controlled, scale, stroke, clip_out_of_range):
+    """``command = clip(command + scale * action, +-stroke) * controlled``, in place.
+
+    Returns ``(status, max |action|)``: status 1 = non-finite entries, 2 = entries beyond [-1, 1]
+    without ``clip_out_of_range`` (``command`` is then untouched), else 0.
+    """
+    a = action.ravel()
+    status, peak = _range_status(a, clip_out_of_range)
+    if status:
+        return status, peak
     cmd = command.ravel()
     mask = controlled.ravel()
     for k in range(a.shape[0]):
         v = min(max(np.float64(a[k]), -1.0), 1.0)
         c = min(max(cmd[k] + v * scale, -stroke), stroke)
         cmd[k] = c * mask[k]
-    return 0, peak
-
-
-@njit(cache=True, inline="always")
-def _finite_peak(a):
-    """``(1, inf)`` if the 1-D ``a`` has a non-finite entry, else ``(0, max |a|)``."""
-    peak = 0.0
-    for k in range(a.shape[0]):
-        v = abs(np.float64(a[k]))
-        if not np.isfinite(v):
-            return 1, np.inf
-        peak = max(peak, v)
     return 0, peak
 
 
@@ -411,11 +409,9 @@ def apply_flat_action(action, command, index, scale, stroke, clip_out_of_range):
     arithmetic of :func:`apply_action` (so a flat action equals its grid action to the bit).
     Returns ``(status, max |action|)`` as :func:`apply_action` does.
     """
-    status, peak = _finite_peak(action)
+    status, peak = _range_status(action, clip_out_of_range)
     if status:
         return status, peak
-    if peak > 1.0 and not clip_out_of_range:
-        return 2, peak
     cmd = command.ravel()
     for k in range(index.shape[0]):
         v = min(max(np.float64(action[k]), -1.0), 1.0)
@@ -435,11 +431,9 @@ def apply_modal_action(coeffs, modes_t, command, index, scale, stroke, clip_out_
     increment in action units. Returns ``(status, max |coeffs|)`` as :func:`apply_action` does
     (``command`` and the buffers untouched when status is not 0).
     """
-    status, peak = _finite_peak(coeffs)
+    status, peak = _range_status(coeffs, clip_out_of_range)
     if status:
         return status, peak
-    if peak > 1.0 and not clip_out_of_range:
-        return 2, peak
     n_modes, n = modes_t.shape
     for m in range(n_modes):
         clipped[m] = min(max(np.float64(coeffs[m]), -1.0), 1.0)

@@ -175,6 +175,12 @@ def _system_for_key(key: str, cfg: AOConfig) -> AOSystem:
 
 def build_system(cfg: AOConfig) -> AOSystem:
     """The calibrated system for a configuration: cached in-process and on disk (atomic writes)."""
+    n_valid = valid_subapertures(cfg, make_pupil(cfg)).shape[0]
+    if n_valid < 3:  # tip, tilt and one more mode need at least three subapertures' slopes
+        raise ValueError(f"only {n_valid} subaperture(s) are lit to valid_subaperture_fraction="
+                         f"{cfg.valid_subaperture_fraction:g} with n_subapertures={cfg.n_subapertures} and "
+                         f"central_obstruction={cfg.central_obstruction:g}; lower valid_subaperture_fraction, raise "
+                         "n_subapertures or shrink central_obstruction (at least 3 are needed)")
     key = _cache_key(cfg)
     geometry = AOConfig(**{name: getattr(cfg, name) for name in _GEOMETRY_FIELDS})
     return _system_for_key(key, geometry)

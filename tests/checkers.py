@@ -1,0 +1,23 @@
+"""Shared test helpers: running external checkers with the warnings astrogym expects from them."""
+
+from __future__ import annotations
+
+import warnings
+
+
+def sb3_check_env(env) -> None:
+    """stable-baselines3's ``check_env`` with every warning an error, except two expected hints.
+
+    SB3 only recommends flat observations and uint8 [0, 255] images; astrogym keeps channel-first
+    float histories and images (MLP policies flatten them; CNN policies take normalize_images=False),
+    and NatureCNN's 36x36 minimum does not fit the 21x21 AO preset (it has its own CNN).
+    """
+    from stable_baselines3.common.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
+        warnings.filterwarnings("ignore", message=".*is an image but its `dtype`.*")
+        warnings.filterwarnings("ignore", message=".*is an image but the upper and lower bounds.*")
+        warnings.filterwarnings("ignore", message=".*minimal resolution for an image.*")
+        check_env(env, warn=True)
