@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import astrogym  # noqa: F401
+from astrogym.envs.common.cache import CacheWarning
 from astrogym.agents import LeakyIntegrator, tune_integrator_gain
 from astrogym.agents.adaptive_optics.integrator import run_ao
 from astrogym.envs.adaptive_optics import metrics, optics, theory
@@ -99,7 +100,8 @@ def test_calibration_is_cached_on_disk_and_survives_a_corrupt_file(tmp_path, mon
     (path,) = (tmp_path / "ao").glob("system-*.npz")
     path.write_bytes(b"not an npz")
     optics.clear_memory_cache()
-    again = optics.build_system(cfg)
+    with pytest.warns(CacheWarning, match="unreadable"):
+        again = optics.build_system(cfg)
     np.testing.assert_array_equal(first.reconstructor, again.reconstructor)
     optics.clear_memory_cache()
 

@@ -8,6 +8,7 @@ import pytest
 from scipy.linalg import expm
 
 import astrogym  # noqa: F401
+from astrogym.envs.common.cache import CacheWarning
 from astrogym.agents import GreedyScheduler
 from astrogym.envs.scheduling import night as night_mod
 from astrogym.envs.scheduling.catalogue import Catalogue, load_catalogue, random_catalogue
@@ -102,7 +103,8 @@ def test_night_tables_are_cached_on_disk_atomically(tmp_path, monkeypatch):
         assert np.array_equal(getattr(first, key), getattr(second, key))
     files[0].write_bytes(b"not an npz file")  # a corrupt cache is recomputed, not trusted
     night_mod.clear_memory_cache()
-    third = night_mod.night_table(site, "2026-03-01", cat)
+    with pytest.warns(CacheWarning, match="unreadable"):
+        third = night_mod.night_table(site, "2026-03-01", cat)
     assert np.array_equal(first.alt, third.alt)
     # another catalogue or date is another entry
     night_mod.night_table(site, "2026-03-02", cat)
