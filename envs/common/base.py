@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Mapping
 import gymnasium as gym
 
 from astrogym.envs.common.config import EnvConfig
-from astrogym.envs.common.rendering import FrameViewer, interactive_backend
+from astrogym.envs.common.rendering import FrameViewer, display_available, interactive_backend
 
 
 class AstrogymEnv(gym.Env):
@@ -70,7 +70,7 @@ class AstrogymEnv(gym.Env):
         self.config = self._build_config(config, kwargs)
         self.render_mode = self._check_render_mode(render_mode)
         self._human = self.render_mode == "human"
-        if "human" in self.metadata.get("render_modes", []) and interactive_backend() is None:
+        if "human" in self.metadata.get("render_modes", []) and not (self._human or display_available()):
             # this instance's modes are what this session can do: a headless one cannot open windows, so
             # tools that try every listed mode (Gymnasium's check_env) skip "human" here
             self.metadata = {**self.metadata,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 
@@ -16,6 +19,20 @@ def figure_to_rgb(fig) -> np.ndarray:
 
 # matplotlib backends that draw off screen: render_mode="human" cannot show anything with them
 _NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def display_available() -> bool:
+    """A cheap guess (no matplotlib import) at whether this session can open windows.
+
+    ``MPLBACKEND`` decides when set; on Linux a window needs ``DISPLAY`` or ``WAYLAND_DISPLAY``;
+    elsewhere a desktop is assumed. :func:`interactive_backend` is the exact (slower) answer.
+    """
+    backend = os.environ.get("MPLBACKEND", "")
+    if backend:
+        return backend.lower() not in _NON_INTERACTIVE
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
 
 
 def interactive_backend() -> str | None:

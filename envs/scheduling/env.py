@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +140,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     ``gym.make("astrogym/TelescopeScheduling-v0", render_mode=None, catalogue=None,
     weather_model=None, **config)``: every :class:`SchedulingConfig` field (``astrogym list
     --config``); ``catalogue`` a :class:`Catalogue` instead of the random or file one;
-    ``weather_model`` any object with ``sample_night(rng, times_s, site) -> WeatherTrack``.
+    ``weather_model`` any object with ``sample_night(rng, times_s, site) -> WeatherTrack`` (given a
+    ``start_mjd`` keyword too, the night's evening twilight, when it accepts one: seasonal models).
     ``n_targets_range=(lo, hi)`` (with ``max_targets >= hi``) makes each reset draw its catalogue
     from a pool of ``catalogue_pool`` random ones of sizes in ``[lo, hi]`` (training over catalogue
     sizes; the pool's night tables are kept in memory, not in the disk cache). Off by default, and
@@ -194,6 +196,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
                 cloud_mean_duration_s=cfg.cloud_mean_duration_s))
         if not callable(getattr(weather_model, "sample_night", None)):
             raise TypeError("weather_model must have a sample_night(rng, times_s, site) method")
+        # models that condition on the season take the night's start as start_mjd (optional in the protocol)
+        self._weather_takes_date = "start_mjd" in inspect.signature(weather_model.sample_night).parameters
         self.weather_model = weather_model
         self.max_edges = max_edges(self.max_targets, cfg.edges, cfg.k_neighbors)
         n, e = self.max_targets, self.max_edges
@@ -287,7 +291,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     def _build_night(self, table: NightTable, offset_s: float, weather: WeatherTrack | None) -> _Night:
         cfg = self.config
         if weather is None:
-            weather = self.weather_model.sample_night(self.np_random, table.times_s, self.site)
+            dated = {"start_mjd": table.mjd_start} if self._weather_takes_date else {}
+            weather = self.weather_model.sample_night(self.np_random, table.times_s, self.site, **dated)
         if not isinstance(weather, WeatherTrack) or weather.seeing_arcsec.shape != table.times_s.shape:
             raise ValueError(f"weather for {table.date} must be a WeatherTrack on the night's grid of "
                              f"{table.times_s.size} points")

@@ -55,7 +55,11 @@ class WeatherModel(Protocol):
     """What an environment needs from a weather generator."""
 
     def sample_night(self, rng: np.random.Generator, times_s: np.ndarray, site: Site) -> WeatherTrack:
-        """Conditions at ``times_s`` (seconds from the start of the night) for ``site``."""
+        """Conditions at ``times_s`` (seconds from the start of the night) for ``site``.
+
+        A model may also accept a keyword ``start_mjd`` (the night's evening twilight, UTC MJD): the
+        env then passes it, so the model can depend on the season (the learned generator does).
+        """
 
 
 @dataclass(frozen=True)
