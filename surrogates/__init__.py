@@ -4,11 +4,15 @@
   MAF) with standardisation, categorical columns, ``fit`` / ``log_prob`` / ``sample`` / ``save`` / ``load``.
 * :mod:`~astrogym.surrogates.weather`: :class:`FlowWeatherModel`, a weather generator for the
   scheduling envs (``weather_model=``) fitted on site condition records.
+* :mod:`~astrogym.surrogates.shield`: :class:`OODDetector` (a flow on features of normal operation,
+  calibrated to a false-alarm rate) and :class:`ShieldedPolicy` (hands control to a classical
+  fallback while out of distribution, with hysteresis and a hand-over log).
 
 Environments never import this package; its models plug into the envs' protocols from above.
 """
 
 from astrogym.surrogates.flows import FlowDensityEstimator, FlowSpec
+from astrogym.surrogates.shield import OODDetector, ShieldedPolicy
 from astrogym.surrogates.weather import FlowWeatherModel, load_records
 
-__all__ = ["FlowDensityEstimator", "FlowSpec", "FlowWeatherModel", "load_records"]
+__all__ = ["FlowDensityEstimator", "FlowSpec", "FlowWeatherModel", "OODDetector", "ShieldedPolicy", "load_records"]

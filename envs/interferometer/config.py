@@ -68,6 +68,15 @@ class InterferometerConfig(EnvConfig):
     episode_length_s: float = param(20.0, "episode length before truncation, seconds", low=0.05, high=86400.0)
     action_out_of_range: str = param("raise", "'raise' a ValueError for actions outside [-1, 1], or 'clip' them",
                                      choices=("raise", "clip"))
+    # -- fault injection (off by default; the default env is bit-identical without it) -------------
+    fault: str = param("none", "inject a fault: 'seismic_burst' (ground motion x fault_seismic_factor) or "
+                       "'sensor_glitch' (fault_glitch_rad added to the pitch reading) from fault_start_s for "
+                       "fault_duration_s", choices=("none", "seismic_burst", "sensor_glitch"))
+    fault_start_s: float = param(5.0, "when the fault starts, seconds into the episode", low=0.0, high=86400.0)
+    fault_duration_s: float = param(1.0, "how long the fault lasts, seconds", low=0.0, high=86400.0)
+    fault_seismic_factor: float = param(30.0, "seismic_burst: ground-motion multiplier", low=1.0, high=1e4)
+    fault_glitch_rad: float = param(2e-9, "sensor_glitch: offset added to the pitch reading, rad", low=-1e-2,
+                                    high=1e-2)
     # -- reward (Deep Loop Shaping style; see env docstring) --------------------------------------
     reward_pitch_cutoff_hz: float = param(3.0, "low-pass corner for the alignment (pitch) score", low=0.01,
                                           high=1e3)

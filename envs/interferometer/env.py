@@ -131,6 +131,12 @@ class InterferometerLockEnv(AstrogymEnv):
     ``score_pitch``, ``score_band``, ``score_high``. ``reset`` returns this episode's
     ``arm_power_w``, ``seismic_scale``, ``stiffness_nm_per_rad`` and ``unstable_pole_hz``.
 
+    Fault injection (off by default; the env is bit-identical with ``fault="none"``): ``fault=
+    "seismic_burst"`` multiplies the ground motion by ``fault_seismic_factor``, ``"sensor_glitch"``
+    adds ``fault_glitch_rad`` to the pitch reading, both for ``fault_duration_s`` from
+    ``fault_start_s``; :attr:`fault_active` says whether the coming step is faulted. They exercise
+    out-of-distribution shields (:mod:`astrogym.surrogates.shield`).
+
     ``render_mode="rgb_array"``: the history window (pitch reading and torque) as an image;
     ``"human"`` shows it in a matplotlib window after each ``reset``/``step`` (an interactive backend
     is needed, else ``ValueError``). Any other mode raises ``ValueError`` naming the allowed ones.
@@ -187,6 +193,11 @@ class InterferometerLockEnv(AstrogymEnv):
         self._steps = 0
         self._max_steps = cfg.episode_steps
         self._episode: dict[str, Any] = {}
+        # fault window in steps [start, end), or None: the hot path then tests one attribute
+        self._fault = None
+        if cfg.fault != "none":
+            start = int(round(cfg.fault_start_s * fs))
+            self._fault = (start, start + int(round(cfg.fault_duration_s * fs)))
 
     def _build_config(self, config, kwargs) -> InterferometerConfig:
         return super()._build_config(config, kwargs).resolved()
@@ -223,6 +234,7 @@ class InterferometerLockEnv(AstrogymEnv):
         self._loop, factor = _cached_loop(cfg.suspension, episode["stiffness_nm_per_rad"], cfg.seismic_coupling,
                                           cfg.sample_rate_hz)
         self._p[kernels.P_SEISMIC_SCALE] = episode["seismic_scale"]
+        self._p[kernels.P_SENSOR_OFFSET] = 0.0
         self._rng_state = seed_state(self.np_random)
         self._x = factor @ self.np_random.standard_normal(factor.shape[1]) * episode["seismic_scale"]
         self._hist[:] = 0.0
@@ -252,6 +264,8 @@ class InterferometerLockEnv(AstrogymEnv):
         # the kernel takes native float32/float64 of shape (1,); anything else is converted (or refused) once
         if type(a) is not np.ndarray or a.shape != (1,) or a.dtype not in _KERNEL_DTYPES:
             a = as_float64_action(a, (1,), "action (one normalised torque)")
+        if self._fault is not None:
+            self._set_fault(self._fault[0] <= self._steps < self._fault[1])
         # the arguments of kernel_arguments(), looked up directly: this is the hot path
         loop = self._loop
         zi = self._zi
@@ -272,6 +286,20 @@ class InterferometerLockEnv(AstrogymEnv):
         if self._human:
             self.render()
         return self._hist.copy(), reward, terminated, truncated, info
+
+    def _set_fault(self, active: bool) -> None:
+        """Apply (or lift) the configured fault in the kernel's parameters for the coming step."""
+        cfg = self.config
+        if cfg.fault == "seismic_burst":
+            factor = cfg.fault_seismic_factor if active else 1.0
+            self._p[kernels.P_SEISMIC_SCALE] = self._episode["seismic_scale"] * factor
+        else:
+            self._p[kernels.P_SENSOR_OFFSET] = cfg.fault_glitch_rad if active else 0.0
+
+    @property
+    def fault_active(self) -> bool:
+        """Whether the configured fault acts on the coming step (always False with ``fault='none'``)."""
+        return self._fault is not None and self._fault[0] <= self._steps < self._fault[1]
 
     # -- accessors (benchmarks, tests, diagnostics) --------------------------------------------------
     @property

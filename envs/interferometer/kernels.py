@@ -8,7 +8,7 @@ Parameter vector ``p`` (float64, filled by the env; see ``P_*`` indices):
 torque limit (N m), seismic scale, sensor-noise sigma per sample (rad), 1 / observation scale,
 observation clip, pitch limit (rad), EMA weights per sample (pitch, control), sharpness / 2
 (pitch, control), 1 / spec^2 of the three reward scores (pitch low-pass, control band-pass,
-control high-pass), and whether out-of-range actions are clipped.
+control high-pass), whether out-of-range actions are clipped, and a sensor offset (rad; fault injection).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ P_HALF_SHARPNESS_PITCH = 8
 P_HALF_SHARPNESS_CONTROL = 9
 P_INV_SPEC2 = 10  # three entries: pitch, band, high
 P_CLIP_ACTIONS = 13
-N_PARAMS = 14
+P_SENSOR_OFFSET = 14  # rad added to the sensor reading (0 unless a sensor-glitch fault is injected)
+N_PARAMS = 15
 
 
 class LockKernelArguments(NamedTuple):
@@ -129,7 +130,7 @@ def lock_step(x, ad, bd, c, rng, p, sos_lp, zi_lp, sos_bp, zi_bp, sos_hp, zi_hp,
 
     # Observation: shift the history left, newest sample last. The sensor saturates at its
     # linear range, so the reading is clipped there.
-    reading = (pitch + p[P_SENSOR_SIGMA] * n_sens) * p[P_OBS_INV_SCALE]
+    reading = (pitch + p[P_SENSOR_SIGMA] * n_sens + p[P_SENSOR_OFFSET]) * p[P_OBS_INV_SCALE]
     clip = p[P_OBS_CLIP]
     reading = min(clip, max(-clip, reading))
     h = hist.shape[1]
