@@ -91,3 +91,34 @@ def test_lock_features_see_a_compensated_sensor_offset():
     h = np.zeros((2, 64), dtype=np.float32)
     h[1] = 0.3  # constant torque holding an offset, pitch reading back at zero
     assert lock_features(h)[5] == pytest.approx(0.3) and lock_features(np.zeros((2, 64)))[5] == 0.0
+
+
+AO = "astrogym/AdaptiveOpticsSmall-v0"
+
+
+def _ao_run(frames=40, **kw):
+    from astrogym.agents.adaptive_optics import LeakyIntegrator
+
+    env = gym.make(AO, n_subapertures=8, **kw).unwrapped
+    obs, _ = env.reset(seed=2)
+    controller = LeakyIntegrator(env, gain=0.4)
+    out = []
+    for _ in range(frames):
+        obs, reward, *_ = env.step(controller.predict(obs)[0])
+        out.append((obs.copy(), reward))
+    return out
+
+
+@pytest.mark.parametrize("fault, extra", [("dead_subapertures", {"fault_dead_fraction": 0.3}),
+                                          ("stuck_actuator", {"fault_stuck_actuators": 2}),
+                                          ("wind_burst", {"fault_wind_factor": 10.0})])
+def test_ao_faults_are_off_by_default_and_act_only_from_their_start(fault, extra):
+    plain = _ao_run()
+    late = _ao_run(fault=fault, fault_start_frame=1000, **extra)  # configured but never reached: identical
+    for (o1, r1), (o2, r2) in zip(plain, late):
+        np.testing.assert_array_equal(o1, o2)
+        assert r1 == r2
+    faulted = _ao_run(fault=fault, fault_start_frame=20, fault_duration_frames=20, **extra)
+    for (o1, r1), (o2, r2) in zip(plain[:19], faulted[:19]):
+        np.testing.assert_array_equal(o1, o2)
+    assert np.mean([r for _, r in faulted[20:]]) < np.mean([r for _, r in plain[20:]])  # the loop is worse

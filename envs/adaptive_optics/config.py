@@ -88,6 +88,19 @@ class AOConfig(EnvConfig):
                                "(n_modes,) Karhunen-Loeve mode coefficients", choices=("grid", "flat", "modal"))
     n_modes: int = param(0, "modes of action_layout='modal', lowest-order (largest-variance) first; 0 = all "
                          "(n_controlled - 1, piston excluded)", low=0, high=_MAX_MODES, kind="int")
+    # -- fault injection (off by default; the default env is bit-identical without it) -------------
+    fault: str = param("none", "inject a fault from fault_start_frame for fault_duration_frames: "
+                       "'dead_subapertures' (fault_dead_fraction of the valid subapertures read 0), "
+                       "'stuck_actuator' (fault_stuck_actuators controlled actuators stuck at +dm_stroke_rad), "
+                       "'wind_burst' (every layer moves fault_wind_factor times faster)",
+                       choices=("none", "dead_subapertures", "stuck_actuator", "wind_burst"))
+    fault_start_frame: int = param(200, "first faulted frame", low=0, high=10**9, kind="int")
+    fault_duration_frames: int = param(200, "faulted frames", low=0, high=10**9, kind="int")
+    fault_dead_fraction: float = param(0.1, "dead_subapertures: fraction of the valid subapertures (a fixed random "
+                                       "set)", low=0.0, high=1.0)
+    fault_stuck_actuators: int = param(1, "stuck_actuator: how many controlled actuators (a fixed random set)",
+                                       low=1, high=10201, kind="int")
+    fault_wind_factor: float = param(3.0, "wind_burst: wind-speed multiplier", low=0.0, high=100.0)
     episode_frames: int = param(1000, "frames per episode before truncation", low=1, high=10**9, kind="int")
     psf_every: int = param(0, "compute the science PSF every this many frames (0 = never; end of episode "
                            "long-exposure Strehl needs it)", low=0, high=10**9, kind="int")

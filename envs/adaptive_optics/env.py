@@ -99,6 +99,13 @@ class AdaptiveOpticsEnv(AstrogymEnv):
     ``psf_every > 0``, ``long_exposure_strehl`` and ``raw_contrast`` (perfect coronagraph,
     mean over 3-10 lambda/D of the long exposure) and ``raw_contrast_2_5`` (the same over 2-5 lambda/D).
 
+    Fault injection (off by default; the env is bit-identical with ``fault="none"``), from
+    ``fault_start_frame`` for ``fault_duration_frames``: ``"dead_subapertures"`` (a fixed random
+    ``fault_dead_fraction`` of the valid subapertures reads zero slopes), ``"stuck_actuator"``
+    (``fault_stuck_actuators`` controlled actuators held at ``+dm_stroke_rad``), ``"wind_burst"``
+    (every layer ``fault_wind_factor`` times faster); :attr:`fault_active` says whether the coming
+    frame is faulted. They exercise out-of-distribution shields (:mod:`astrogym.surrogates.shield`).
+
     ``render_mode="rgb_array"``: the science PSF (log scale) beside the residual phase; ``"human"``
     shows it in a matplotlib window after each ``reset``/``step`` (an interactive backend is needed,
     else ``ValueError``). Any other mode raises ``ValueError`` naming the allowed ones.
@@ -172,6 +179,7 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         self._long_psf = None
         self._long_coro = None
         self._n_psf = 0
+        self._build_fault()
 
     # -- physics helpers ---------------------------------------------------------------------------
     def _photons_per_subaperture(self) -> float:
@@ -182,10 +190,29 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         return (_ZERO_POINT_PHOTONS * 10 ** (-0.4 * cfg.guide_star_magnitude) * cfg.subaperture_m**2
                 * cfg.wfs_throughput / cfg.loop_rate_hz)
 
+    def _build_fault(self) -> None:
+        """The configured fault's fixed pieces: which subapertures die or which actuators stick (seeded by 0)."""
+        cfg = self.config
+        self._fault = None if cfg.fault == "none" else (cfg.fault_start_frame,
+                                                          cfg.fault_start_frame + cfg.fault_duration_frames)
+        rng = np.random.default_rng(0)  # the same broken hardware in every episode
+        n_valid = self.system.valid_subapertures.shape[0]
+        dead = rng.choice(n_valid, int(round(cfg.fault_dead_fraction * n_valid)), replace=False)
+        self._dead_slopes = np.concatenate([dead, dead + n_valid])  # x slopes then y slopes
+        n_stuck = min(cfg.fault_stuck_actuators, self._controlled_index.size)
+        self._stuck = rng.choice(self._controlled_index, n_stuck, replace=False)
+
+    @property
+    def fault_active(self) -> bool:
+        """Whether the configured fault acts on the coming frame (always False with ``fault='none'``)."""
+        return self._fault is not None and self._fault[0] <= self._frame < self._fault[1]
+
     def _measure(self) -> None:
         """WFS on the current residual, reconstruction onto the actuator grid, history shift."""
         cfg = self.config
         slopes = self._wfs.measure(self._residual, self._photons, cfg.wfs_read_noise_e, self.np_random)
+        if self._fault is not None and cfg.fault == "dead_subapertures" and self.fault_active:
+            slopes[self._dead_slopes] = 0.0
         self._slopes32[:] = slopes
         reconstructed = self.system.factored.apply(self._slopes32, self._recon_tmp, self._recon)
         h = cfg.history
@@ -243,10 +270,16 @@ class AdaptiveOpticsEnv(AstrogymEnv):
         if status == 2:
             raise ValueError(f"action has entries up to {peak:.3g}, outside the action space "
                              "[-1, 1] (make the env with action_out_of_range='clip' to clip instead)")
+        dt = 1.0 / cfg.loop_rate_hz
+        if self._fault is not None and self.fault_active:
+            if cfg.fault == "stuck_actuator":
+                self._command.reshape(-1)[self._stuck] = cfg.dm_stroke_rad
+            elif cfg.fault == "wind_burst":
+                dt *= cfg.fault_wind_factor
         # The command computed now takes effect loop_delay_frames from now.
         self._queue[:-1] = self._queue[1:]
         self._queue[-1] = self._command
-        self._atmosphere.advance(1.0 / cfg.loop_rate_hz)
+        self._atmosphere.advance(dt)
         variance = self._update_residual()
         self._measure()
         self._frame += 1
