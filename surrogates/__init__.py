@@ -4,6 +4,8 @@
   MAF) with standardisation, categorical columns, ``fit`` / ``log_prob`` / ``sample`` / ``save`` / ``load``.
 * :mod:`~astrogym.surrogates.weather`: :class:`FlowWeatherModel`, a weather generator for the
   scheduling envs (``weather_model=``) fitted on site condition records.
+* :mod:`~astrogym.surrogates.forecast`: :class:`SeeingForecaster`, expected seeing and clear
+  probability over the next hour by Monte Carlo over the weather generator.
 * :mod:`~astrogym.surrogates.shield`: :class:`OODDetector` (a flow on features of normal operation,
   calibrated to a false-alarm rate) and :class:`ShieldedPolicy` (hands control to a classical
   fallback while out of distribution, with hysteresis and a hand-over log).
@@ -12,7 +14,9 @@ Environments never import this package; its models plug into the envs' protocols
 """
 
 from astrogym.surrogates.flows import FlowDensityEstimator, FlowSpec
+from astrogym.surrogates.forecast import SeeingForecaster
 from astrogym.surrogates.shield import OODDetector, ShieldedPolicy
 from astrogym.surrogates.weather import FlowWeatherModel, load_records
 
-__all__ = ["FlowDensityEstimator", "FlowSpec", "FlowWeatherModel", "OODDetector", "ShieldedPolicy", "load_records"]
+__all__ = ["FlowDensityEstimator", "FlowSpec", "FlowWeatherModel", "OODDetector", "SeeingForecaster", "ShieldedPolicy",
+           "load_records"]

@@ -1,0 +1,69 @@
+"""A seeing and cloud forecaster built on the learned weather generator: Monte Carlo over the next hour.
+
+:class:`SeeingForecaster` starts ``n_samples`` chains of a fitted
+:class:`~astrogym.surrogates.weather.FlowWeatherModel` from the conditions observed so far and rolls
+them ``horizon_s`` forward: the expected seeing over the horizon is the mean of the chains' seeing,
+the clear probability their fraction of clear records. All starts of a night are rolled in one
+batch (one flow call per horizon step), so a whole night's forecasts cost a handful of calls: an
+env can precompute them at reset and look them up in ``step``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from astrogym.surrogates.weather import FlowWeatherModel, _context
+
+
+class SeeingForecaster:
+    """Expected seeing and clear probability over the next ``horizon_s``, given the conditions so far.
+
+    Parameters
+    ----------
+    model: a fitted :class:`FlowWeatherModel` (its cadence is the forecast's step).
+    horizon_s: how far ahead (default one hour).
+    n_samples: Monte Carlo chains per forecast.
+    """
+
+    def __init__(self, model: FlowWeatherModel, horizon_s: float = 3600.0, n_samples: int = 32):
+        if horizon_s < model.cadence_s:
+            raise ValueError(f"horizon_s={horizon_s} must be at least the model's cadence ({model.cadence_s:g} s)")
+        if n_samples < 1:
+            raise ValueError(f"n_samples={n_samples} must be >= 1")
+        self.model, self.n_samples = model, int(n_samples)
+        self.steps = int(round(horizon_s / model.cadence_s))
+
+    def forecast(self, seeing_arcsec, cloud_state, night_start_mjd: float, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Forecasts after each record of a night (records at the model's cadence from ``night_start_mjd``).
+
+        Returns ``(expected_seeing_arcsec, clear_probability)``, one per record: over the ``horizon_s``
+        after that record, from chains started at it.
+        """
+        seeing = np.asarray(seeing_arcsec, dtype=float)
+        cloud = np.asarray(cloud_state, dtype=np.int64)
+        if seeing.shape != cloud.shape or seeing.ndim != 1:
+            raise ValueError(f"seeing_arcsec {seeing.shape} and cloud_state {cloud.shape} must be equal 1-D shapes")
+        m, n, cad = self.n_samples, seeing.size, self.model.cadence_s
+        prev_s = np.repeat(np.log(seeing), m)
+        prev_c = np.repeat(cloud, m)
+        k0 = np.repeat(np.arange(n), m)
+        sum_s, clear = np.zeros(n * m), np.zeros(n * m)
+        est = self.model.estimator
+        with torch.random.fork_rng():  # the caller's rng decides; the user's torch RNG is left alone
+            torch.manual_seed(int(rng.integers(2**62)))
+            for j in range(1, self.steps + 1):
+                t_s = (k0 + j) * cad
+                ctx = _context(prev_s, prev_c, np.zeros(n * m, bool), np.minimum(t_s / self.model.night_length_s, 1.0),
+                               night_start_mjd + t_s / 86400.0)
+                x = est.sample(n * m, ctx)
+                prev_s = np.clip(x[:, 0], math.log(0.1), math.log(10.0))
+                prev_c = x[:, 1].astype(np.int64)
+                sum_s += np.exp(prev_s)
+                clear += prev_c == 0
+        expected = (sum_s / self.steps).reshape(n, m).mean(axis=1)
+        p_clear = (clear / self.steps).reshape(n, m).mean(axis=1)
+        return expected, p_clear

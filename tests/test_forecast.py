@@ -1,0 +1,45 @@
+"""The seeing forecaster: more skill than climatology on held-out nights of the shipped records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from astrogym.surrogates.forecast import SeeingForecaster
+from astrogym.surrogates.weather import FlowWeatherModel, load_records, records_from_arrays
+
+torch.set_num_threads(1)
+
+
+def test_forecasts_beat_climatology_on_held_out_nights():
+    records = load_records()
+    train = records.night % 5 != 0
+    model = FlowWeatherModel.fit(records_from_arrays(records.mjd[train], records.seeing_arcsec[train],
+                                                     records.cloud_state[train], records.night[train]),
+                                 epochs=15, seed=0, hidden=(32, 32), transforms=2)
+    forecaster = SeeingForecaster(model, horizon_s=3600.0, n_samples=16)
+    rng = np.random.default_rng(0)
+    err_f, err_c, p_hits = [], [], []
+    climatology = np.median(records.seeing_arcsec[train])
+    for night in np.unique(records.night[~train])[:8]:
+        sel = records.night == night
+        s, c = records.seeing_arcsec[sel], records.cloud_state[sel]
+        expected, p_clear = forecaster.forecast(s, c, float(records.mjd[sel][0]), rng)
+        assert expected.shape == s.shape and np.all((p_clear >= 0) & (p_clear <= 1))
+        for k in range(s.size - forecaster.steps):
+            future = s[k + 1:k + 1 + forecaster.steps]
+            err_f.append((expected[k] - future.mean()) ** 2)
+            err_c.append((climatology - future.mean()) ** 2)
+            p_hits.append((p_clear[k], np.mean(c[k + 1:k + 1 + forecaster.steps] == 0)))
+    assert np.mean(err_f) < 0.9 * np.mean(err_c)  # the recent past carries information
+    p = np.array(p_hits)
+    assert p[p[:, 0] > 0.7, 1].mean() > p[p[:, 0] < 0.3, 1].mean() + 0.3  # clear probability discriminates
+
+
+def test_invalid_forecaster_settings_are_refused():
+    model = FlowWeatherModel.fit(load_records(), epochs=1, hidden=(8,), transforms=1)
+    with pytest.raises(ValueError, match="horizon_s=60.0 must be at least the model's cadence"):
+        SeeingForecaster(model, horizon_s=60.0)
+    with pytest.raises(ValueError, match="must be equal 1-D shapes"):
+        SeeingForecaster(model).forecast(np.ones(3), np.zeros(4), 61000.0, np.random.default_rng(0))
