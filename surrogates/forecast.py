@@ -67,3 +67,19 @@ class SeeingForecaster:
         expected = (sum_s / self.steps).reshape(n, m).mean(axis=1)
         p_clear = (clear / self.steps).reshape(n, m).mean(axis=1)
         return expected, p_clear
+
+    def forecast_night(self, weather, times_s, start_mjd: float, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """The scheduling env's ``forecaster`` protocol: forecasts on the env's grid ``times_s``.
+
+        The night's weather is read at the forecaster's cadence (the latest grid point at or before
+        each record time); each grid point gets the forecast made at the latest record before it, so
+        nothing after a point is used for its forecast.
+        """
+        times_s = np.asarray(times_s, dtype=float)
+        cad = self.model.cadence_s
+        records = np.arange(0.0, times_s[-1] + 1e-9, cad)
+        at = np.clip(np.searchsorted(times_s, records, side="right") - 1, 0, times_s.size - 1)
+        expected, p_clear = self.forecast(weather.seeing_arcsec[at], weather.cloud_state[at], start_mjd, rng)
+        latest = np.clip((times_s / cad + 1e-9).astype(np.int64), 0, records.size - 1)
+        return expected[latest], p_clear[latest]

@@ -43,3 +43,24 @@ def test_invalid_forecaster_settings_are_refused():
         SeeingForecaster(model, horizon_s=60.0)
     with pytest.raises(ValueError, match="must be equal 1-D shapes"):
         SeeingForecaster(model).forecast(np.ones(3), np.zeros(4), 61000.0, np.random.default_rng(0))
+
+
+def test_forecasts_enter_the_scheduling_observation_only_when_asked():
+    import gymnasium as gym
+
+    import astrogym  # noqa: F401
+
+    model = FlowWeatherModel.fit(load_records(), epochs=3, hidden=(16,), transforms=1)
+    plain = gym.make("astrogym/TelescopeScheduling-v0", n_targets=12)
+    shown = gym.make("astrogym/TelescopeScheduling-v0", n_targets=12, forecaster=SeeingForecaster(model, n_samples=4))
+    n = plain.observation_space["globals"].shape[0]
+    assert shown.observation_space["globals"].shape == (n + 2,)
+    o1, _ = plain.reset(seed=0)
+    o2, _ = shown.reset(seed=0)
+    np.testing.assert_array_equal(o1["globals"], o2["globals"][:n])  # the same weather, two more numbers
+    assert shown.observation_space.contains(o2) and 0.0 <= o2["globals"][-1] <= 1.0
+    for _ in range(5):
+        o2, *_ = shown.step(shown.unwrapped.action_masks().nonzero()[0][0])
+        assert shown.observation_space.contains(o2)
+    with pytest.raises(TypeError, match="forecaster must have a forecast_night"):
+        gym.make("astrogym/TelescopeScheduling-v0", n_targets=12, forecaster=object())

@@ -55,6 +55,14 @@ def visibility_mask(table: NightTable, catalogue: Catalogue, cfg: SchedulingConf
     return vis
 
 
+def _global_bounds(forecast: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``globals``; a forecaster appends expected seeing / 2 in [0, 50] and clear probability in [0, 1]."""
+    if not forecast:
+        return GLOBAL_LOW, GLOBAL_HIGH
+    return (np.r_[GLOBAL_LOW, np.float32(0.0), np.float32(0.0)].astype(np.float32),
+            np.r_[GLOBAL_HIGH, np.float32(50.0), np.float32(1.0)].astype(np.float32))
+
+
 @dataclass
 class _Night:
     """One night of an episode: the ephemerides, the weather drawn for it and the derived masks."""
@@ -67,6 +75,7 @@ class _Night:
     offset_s: float  # seconds from the episode's first evening to this one
     edge_features: np.ndarray  # (ceil(length / EDGE_GRID_S) + 1, E, 2) float32, filled lazily
     edge_done: np.ndarray  # which rows of edge_features are computed
+    forecast: np.ndarray | None = None  # (T, 2) expected seeing / 2 and clear probability, with a forecaster
 
 
 class TelescopeSchedulingEnv(AstrogymEnv):
@@ -142,6 +151,11 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     --config``); ``catalogue`` a :class:`Catalogue` instead of the random or file one;
     ``weather_model`` any object with ``sample_night(rng, times_s, site) -> WeatherTrack`` (given a
     ``start_mjd`` keyword too, the night's evening twilight, when it accepts one: seasonal models).
+    ``forecaster`` (default None) any object with ``forecast_night(weather, times_s, start_mjd, rng) ->
+    (expected_seeing_arcsec, clear_probability)``, arrays on the night's grid that use only the
+    weather up to each point (e.g. :class:`astrogym.surrogates.forecast.SeeingForecaster`): computed
+    once per night at reset, they are appended to ``globals`` as its last two entries (expected
+    seeing over the forecaster's horizon / 2 arcsec, in [0, 50], and the clear probability, in [0, 1]).
     ``n_targets_range=(lo, hi)`` (with ``max_targets >= hi``) makes each reset draw its catalogue
     from a pool of ``catalogue_pool`` random ones of sizes in ``[lo, hi]`` (training over catalogue
     sizes; the pool's night tables are kept in memory, not in the disk cache). Off by default, and
@@ -171,7 +185,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     RESET_OPTIONS = ("date", "catalogue", "weather")
 
     def __init__(self, render_mode: str | None = None, config: SchedulingConfig | dict | None = None,
-                 catalogue: Catalogue | None = None, weather_model: WeatherModel | None = None, **kwargs: Any):
+                 catalogue: Catalogue | None = None, weather_model: WeatherModel | None = None,
+                 forecaster: Any = None, **kwargs: Any):
         super().__init__(render_mode, config, **kwargs)
         cfg = self.config
         self.site: Site = get_site(cfg.site)
@@ -199,6 +214,9 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         # models that condition on the season take the night's start as start_mjd (optional in the protocol)
         self._weather_takes_date = "start_mjd" in inspect.signature(weather_model.sample_night).parameters
         self.weather_model = weather_model
+        if forecaster is not None and not callable(getattr(forecaster, "forecast_night", None)):
+            raise TypeError("forecaster must have a forecast_night(weather, times_s, start_mjd, rng) method")
+        self.forecaster = forecaster
         self.max_edges = max_edges(self.max_targets, cfg.edges, cfg.k_neighbors)
         n, e = self.max_targets, self.max_edges
         self.action_space = spaces.Discrete(n + 1)
@@ -207,7 +225,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
             "nodes": spaces.Box(np.tile(NODE_LOW, (n, 1)), np.tile(NODE_HIGH, (n, 1)), dtype=np.float32),
             "edge_index": spaces.Box(0, max(n - 1, 0), (2, e), np.int64),
             "edges": spaces.Box(np.tile(EDGE_LOW, (e, 1)), np.tile(EDGE_HIGH, (e, 1)), dtype=np.float32),
-            "globals": spaces.Box(GLOBAL_LOW, GLOBAL_HIGH, dtype=np.float32),
+            "globals": spaces.Box(*_global_bounds(forecaster is not None), dtype=np.float32),
             "node_mask": spaces.MultiBinary(n),
             "edge_mask": spaces.MultiBinary(e),
         })
@@ -300,8 +318,16 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         # seconds of visibility left from each grid point (suffix sums of the mask)
         left = np.cumsum(vis[::-1], axis=0)[::-1].astype(np.float32) * np.float32(cfg.grid_s)
         edge_features, edge_done = self._edge_cache(table)
+        forecast = None
+        if self.forecaster is not None:
+            expected, p_clear = self.forecaster.forecast_night(weather, table.times_s, table.mjd_start, self.np_random)
+            forecast = np.column_stack([np.clip(np.asarray(expected) / 2.0, 0.0, 50.0),
+                                        np.clip(np.asarray(p_clear), 0.0, 1.0)]).astype(np.float32)
+            if forecast.shape != (table.times_s.size, 2):
+                raise ValueError(f"forecaster returned {forecast.shape[0]} forecasts; the night's grid has "
+                                 f"{table.times_s.size} points")
         return _Night(table=table, weather=weather, vis=vis, vis_run=K.visible_runs(vis), vis_left_s=left,
-                      offset_s=offset_s, edge_features=edge_features, edge_done=edge_done)
+                      offset_s=offset_s, edge_features=edge_features, edge_done=edge_done, forecast=forecast)
 
     def _edge_cache(self, table: NightTable) -> tuple[np.ndarray, np.ndarray]:
         key = (id(table), id(self.catalogue))
@@ -497,6 +523,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         g[F.GF_MOON_ALT] = night.table.moon_alt[k] / 90.0
         g[F.GF_MOON_ILLUMINATION] = 0.5 * (1.0 + np.cos(np.radians(night.table.moon_phase_angle[k])))
         g[F.GF_SUN_ALT] = night.table.sun_alt[k] / 90.0
+        if night.forecast is not None:
+            g = np.concatenate([g, night.forecast[k]])
         return g
 
     def _info(self, invalid: bool) -> dict:
