@@ -126,7 +126,7 @@ class FlowDensityEstimator:
         self.c_mean = np.zeros(s.context)
         self.c_std = np.ones(s.context)
         self.history: list[dict] = []  # one row per epoch: train and validation mean log-likelihood
-        self.fitted = False
+        self.metadata: dict = {}  # what the flow's owner saves with it (JSON-like values: a cadence, a threshold)
 
     # -- normalisation -------------------------------------------------------------------------------
     def _dequantise(self, x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
@@ -174,6 +174,8 @@ class FlowDensityEstimator:
             raise ValueError(f"fit needs at least 10 samples, got {x.shape[0]}")
         if s.context and context is None:
             raise ValueError(f"context of shape (n, {s.context}) is required")
+        if not s.context and context is not None:
+            raise ValueError("this estimator is unconditional: context must be None")
         c = _as_2d("context", context, s.context) if s.context else None
         if c is not None and c.shape[0] != x.shape[0]:
             raise ValueError(f"context has {c.shape[0]} rows; x has {x.shape[0]}")
@@ -230,7 +232,6 @@ class FlowDensityEstimator:
         if best_state is not None:
             self.flow.load_state_dict(best_state)
         self.flow.eval()
-        self.fitted = True
         return self
 
     # -- inference -----------------------------------------------------------------------------------
@@ -260,7 +261,8 @@ class FlowDensityEstimator:
     def state(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "spec": self.spec.to_dict(),
                 "x_mean": self.x_mean.tolist(), "x_std": self.x_std.tolist(), "c_mean": self.c_mean.tolist(),
-                "c_std": self.c_std.tolist(), "weights": self.flow.state_dict(), "history": self.history}
+                "c_std": self.c_std.tolist(), "weights": self.flow.state_dict(), "history": self.history,
+                "metadata": self.metadata}
 
     def save(self, path: str | Path) -> Path:
         """Write the estimator to ``path`` atomically (a temporary file renamed into place)."""
@@ -306,6 +308,6 @@ class FlowDensityEstimator:
         est.x_mean, est.x_std = np.asarray(state["x_mean"]), np.asarray(state["x_std"])
         est.c_mean, est.c_std = np.asarray(state["c_mean"]), np.asarray(state["c_std"])
         est.history = list(state.get("history", []))
-        est.fitted = True
+        est.metadata = dict(state.get("metadata", {}))
         est.flow.eval()
         return est

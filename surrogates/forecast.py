@@ -10,12 +10,10 @@ env can precompute them at reset and look them up in ``step``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from astrogym.surrogates.weather import FlowWeatherModel, _context
+from astrogym.surrogates.weather import FlowWeatherModel
 
 
 class SeeingForecaster:
@@ -52,16 +50,11 @@ class SeeingForecaster:
         prev_c = np.repeat(cloud, m)
         k0 = np.repeat(np.arange(n), m)
         sum_s, clear = np.zeros(n * m), np.zeros(n * m)
-        est = self.model.estimator
+        not_first = np.zeros(n * m, bool)
         with torch.random.fork_rng():  # the caller's rng decides; the user's torch RNG is left alone
             torch.manual_seed(int(rng.integers(2**62)))
             for j in range(1, self.steps + 1):
-                t_s = (k0 + j) * cad
-                ctx = _context(prev_s, prev_c, np.zeros(n * m, bool), np.minimum(t_s / self.model.night_length_s, 1.0),
-                               night_start_mjd + t_s / 86400.0)
-                x = est.sample(n * m, ctx)
-                prev_s = np.clip(x[:, 0], math.log(0.1), math.log(10.0))
-                prev_c = x[:, 1].astype(np.int64)
+                prev_s, prev_c = self.model.step(prev_s, prev_c, not_first, (k0 + j) * cad, night_start_mjd)
                 sum_s += np.exp(prev_s)
                 clear += prev_c == 0
         expected = (sum_s / self.steps).reshape(n, m).mean(axis=1)

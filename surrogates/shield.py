@@ -97,16 +97,15 @@ class OODDetector:
         return s < self.threshold, s
 
     def save(self, path: str | Path) -> Path:
-        """The flow file with the threshold in its history (the feature function is code: pass it to :meth:`load`)."""
-        self.estimator.history = [{"ood_threshold": self.threshold, "false_alarm_rate": self.false_alarm_rate}] + [
-            h for h in self.estimator.history if "ood_threshold" not in h]
+        """The flow file with the threshold in its metadata (the feature function is code: pass it to :meth:`load`)."""
+        self.estimator.metadata.update(ood_threshold=self.threshold, false_alarm_rate=self.false_alarm_rate)
         return self.estimator.save(path)
 
     @classmethod
     def load(cls, path: str | Path, features: Callable[[Any], np.ndarray] = flat_features) -> "OODDetector":
         det = cls(features)
         det.estimator = FlowDensityEstimator.load(path)
-        meta = next((h for h in det.estimator.history if "ood_threshold" in h), {})
+        meta = det.estimator.metadata
         det.threshold, det.false_alarm_rate = meta.get("ood_threshold"), meta.get("false_alarm_rate")
         return det
 

@@ -63,6 +63,10 @@ class Records:
         same = np.diff(self.night) == 0
         return float(np.median(np.diff(self.mjd)[same]) * 86400.0)
 
+    def subset(self, mask) -> "Records":
+        """The records where ``mask`` is true (nights renumbered from 0)."""
+        return records_from_arrays(self.mjd[mask], self.seeing_arcsec[mask], self.cloud_state[mask], self.night[mask])
+
     def to_csv(self, path: str | Path) -> None:
         lines = ["mjd,seeing_arcsec,cloud_state,night"] + [
             f"{m:.6f},{s:.4f},{int(c)},{int(n)}" for m, s, c, n in zip(self.mjd, self.seeing_arcsec,
@@ -178,19 +182,25 @@ class FlowWeatherModel:
         ends = records.mjd[np.r_[np.diff(records.night) != 0, True]]
         return cls(est, records.cadence_s, float(np.median(ends - starts) * 86400.0))
 
+    def step(self, prev_log_seeing: np.ndarray, prev_cloud: np.ndarray, first: np.ndarray, t_s: np.ndarray,
+             start_mjd: float) -> tuple[np.ndarray, np.ndarray]:
+        """One record of a batch of chains: (ln seeing, cloud state) at ``t_s`` (s since ``start_mjd``) after the
+        previous record (ignored where ``first``). Draws from torch's RNG: callers seed it."""
+        ctx = _context(prev_log_seeing, prev_cloud, first, np.minimum(t_s / self.night_length_s, 1.0),
+                       start_mjd + t_s / 86400.0)
+        x = self.estimator.sample(len(ctx), ctx)
+        return np.clip(x[:, 0], math.log(0.1), math.log(10.0)), x[:, 1].astype(np.int64)
+
     def sample_chain(self, rng: np.random.Generator, n_steps: int, start_mjd: float) -> tuple[np.ndarray, np.ndarray]:
         """(seeing_arcsec, cloud_state) at ``n_steps`` records from ``start_mjd`` at the cadence."""
         seeing, cloud = np.empty(n_steps), np.empty(n_steps, dtype=np.int8)
-        prev_s, prev_c = 0.0, 0
+        prev_s, prev_c = np.zeros(1), np.zeros(1, dtype=np.int64)
         with torch.random.fork_rng():  # the env's rng decides; the user's torch RNG is left alone
             torch.manual_seed(int(rng.integers(2**62)))
             for k in range(n_steps):
-                t_s = k * self.cadence_s
-                ctx = _context(np.array([prev_s]), np.array([prev_c]), np.array([k == 0]),
-                               np.array([min(t_s / self.night_length_s, 1.0)]), np.array([start_mjd + t_s / 86400.0]))
-                x = self.estimator.sample(1, ctx)[0]
-                prev_s, prev_c = float(np.clip(x[0], math.log(0.1), math.log(10.0))), int(x[1])
-                seeing[k], cloud[k] = math.exp(prev_s), prev_c
+                prev_s, prev_c = self.step(prev_s, prev_c, np.array([k == 0]), np.array([k * self.cadence_s]),
+                                           start_mjd)
+                seeing[k], cloud[k] = math.exp(prev_s[0]), prev_c[0]
         return seeing, cloud
 
     def sample_night(self, rng: np.random.Generator, times_s: np.ndarray, site: Site,
@@ -205,16 +215,22 @@ class FlowWeatherModel:
         return WeatherTrack(seeing_arcsec=seeing[index], cloud_state=state, cloud_tau=CLOUD_TAU[state])
 
     def save(self, path: str | Path) -> Path:
-        """The flow file, with the cadence and night length in its history record."""
-        self.estimator.history = [{"cadence_s": self.cadence_s, "night_length_s": self.night_length_s}] + [
-            h for h in self.estimator.history if "cadence_s" not in h]
+        """The flow file, with the cadence and night length in its metadata."""
+        self.estimator.metadata.update(cadence_s=self.cadence_s, night_length_s=self.night_length_s)
         return self.estimator.save(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "FlowWeatherModel":
+        """Read a file written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError: not a flow file (see :meth:`FlowDensityEstimator.load`), or a flow saved by something else.
+        """
         est = FlowDensityEstimator.load(path)
-        meta = next((h for h in est.history if "cadence_s" in h), {"cadence_s": 600.0, "night_length_s": 36000.0})
-        return cls(est, meta["cadence_s"], meta["night_length_s"])
+        if "cadence_s" not in est.metadata or "night_length_s" not in est.metadata:
+            raise ValueError(f"{path}: a flow file, but not a weather generator's (no cadence_s / night_length_s)")
+        return cls(est, est.metadata["cadence_s"], est.metadata["night_length_s"])
 
 
 def generate_sample_records(site: Site, n_nights: int = 120, first_date: str = "2026-01-01", every_days: int = 3,
@@ -353,19 +369,16 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(args.records)
     held = records.night % 5 == 0  # every fifth night is never seen by the fit
 
-    def part(mask):
-        return records_from_arrays(records.mjd[mask], records.seeing_arcsec[mask], records.cloud_state[mask],
-                                   records.night[mask])
-
-    train, test = part(~held), part(held)
+    train, test = records.subset(~held), records.subset(held)
     model = FlowWeatherModel.fit(train, epochs=args.epochs, seed=args.seed, progress=True)
     x, c = training_pairs(test)
-    stats = compare(test, sample_records(model, test, seed=args.seed + 1))
+    generated = sample_records(model, test, seed=args.seed + 1)
+    stats = compare(test, generated)
     stats["held_out_mean_log_likelihood"] = float(np.mean(model.estimator.log_prob(x, c)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "weather_generator.pt")
-    plot_comparison(test, sample_records(model, test, seed=args.seed + 1), out / "weather_generator.png")
+    plot_comparison(test, generated, out / "weather_generator.png")
     (out / "weather_generator.json").write_text(json.dumps(stats, indent=1))
     print(json.dumps(stats, indent=1))
     return 0

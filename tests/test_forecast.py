@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from astrogym.surrogates.forecast import SeeingForecaster
-from astrogym.surrogates.weather import FlowWeatherModel, load_records, records_from_arrays
+from astrogym.surrogates.weather import FlowWeatherModel, load_records
 
 torch.set_num_threads(1)
 
@@ -15,9 +15,7 @@ torch.set_num_threads(1)
 def test_forecasts_beat_climatology_on_held_out_nights():
     records = load_records()
     train = records.night % 5 != 0
-    model = FlowWeatherModel.fit(records_from_arrays(records.mjd[train], records.seeing_arcsec[train],
-                                                     records.cloud_state[train], records.night[train]),
-                                 epochs=15, seed=0, hidden=(32, 32), transforms=2)
+    model = FlowWeatherModel.fit(records.subset(train), epochs=15, seed=0, hidden=(32, 32), transforms=2)
     forecaster = SeeingForecaster(model, horizon_s=3600.0, n_samples=16)
     rng = np.random.default_rng(0)
     err_f, err_c, p_hits = [], [], []

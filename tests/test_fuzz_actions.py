@@ -18,6 +18,7 @@ from hypothesis import given, strategies as st
 
 import astrogym  # noqa: F401  (registers the ids)
 from astrogym.envs import ENV_SPECS
+from checkers import assert_finite_inside
 
 # small, fast configurations of each env class (the fuzzed code is the same at any size)
 FAST = {
@@ -51,13 +52,6 @@ def _safe_action(space: gym.Space):
     return np.zeros(space.shape, dtype=space.dtype)
 
 
-def _assert_finite_inside(env: gym.Env, obs, reward) -> None:
-    leaves = obs.values() if isinstance(obs, dict) else [obs]
-    assert all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in leaves), "non-finite observation"
-    assert env.observation_space.contains(obs), "observation outside the observation space"
-    assert np.isfinite(reward), f"non-finite reward {reward!r}"
-
-
 def _assert_same(a, b) -> None:
     if isinstance(a, dict):
         for k in a:
@@ -86,7 +80,7 @@ def check_action(env_id: str, action) -> None:
         _assert_same(got[0], want[0])
         assert got[1] == want[1]
     else:
-        _assert_finite_inside(env, obs, reward)
+        assert_finite_inside(env, obs, reward)
 
 
 def _arrays(shape: tuple[int, ...]):

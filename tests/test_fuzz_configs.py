@@ -19,6 +19,7 @@ from hypothesis import given, strategies as st
 
 import astrogym  # noqa: F401  (registers the ids)
 from astrogym.envs import ENV_SPECS
+from checkers import assert_finite_inside
 
 ENTRY_POINTS = {
     "interferometer": "astrogym.envs.interferometer.env:InterferometerLockEnv",
@@ -118,13 +119,6 @@ def test_valid_values_validate_and_describe_themselves(name, data):
                                                                                                         field.name)
 
 
-def _finite_inside(env, obs, reward=0.0) -> None:
-    leaves = obs.values() if isinstance(obs, dict) else [obs]
-    assert all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in leaves), "non-finite observation"
-    assert env.observation_space.contains(obs), "observation outside its space"
-    assert np.isfinite(reward), f"non-finite reward {reward}"
-
-
 @pytest.mark.parametrize("name", ENV_CLASSES)
 @given(data=st.data())
 def test_in_range_configs_give_finite_episodes_or_name_the_conflict(name, data):
@@ -140,12 +134,12 @@ def test_in_range_configs_give_finite_episodes_or_name_the_conflict(name, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a warning is fine; a NaN in the output is not
         obs, _ = env.reset(seed=0)
-        _finite_inside(env, obs)
+        assert_finite_inside(env, obs)
         space = env.action_space
         action = space.n - 1 if isinstance(space, gym.spaces.Discrete) else np.zeros(space.shape, np.float32)
         for _ in range(4):
             obs, reward, terminated, truncated, _ = env.step(action)
-            _finite_inside(env, obs, reward)
+            assert_finite_inside(env, obs, reward)
             if terminated or truncated:
                 break
 
@@ -168,7 +162,7 @@ def test_reset_options_are_validated_like_config_fields(env_id, data):
     except (ValueError, TypeError) as exc:
         _assert_names_a_field(str(exc), [option])
     else:
-        _finite_inside(env, obs)
+        assert_finite_inside(env, obs)
 
 
 _ENV_CACHE: dict[str, gym.Env] = {}

@@ -52,8 +52,7 @@ def test_a_blank_cell_or_missing_column_in_a_file_is_an_error(tmp_path):
 def test_generated_nights_match_the_records_statistics(fitted):
     records, model = fitted
     nights = records.night < 12
-    like = records_from_arrays(records.mjd[nights], records.seeing_arcsec[nights], records.cloud_state[nights],
-                               records.night[nights])
+    like = records.subset(nights)
     stats = compare(records, sample_records(model, like, seed=3))
     rec, gen = stats["records"], stats["generated"]
     assert stats["ks_log_seeing"] < 0.15

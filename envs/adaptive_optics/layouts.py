@@ -228,6 +228,12 @@ class ActionLayout:
     def to_grid(self, action: np.ndarray) -> np.ndarray:
         return action * self._controlled_f
 
+    def _scatter(self, values: np.ndarray) -> np.ndarray:
+        """A float64 grid holding ``values`` on the controlled actuators and 0 elsewhere."""
+        grid = np.zeros(self.controlled.shape)
+        grid.flat[self.index] = values
+        return grid
+
     def from_grid(self, grid: np.ndarray) -> np.ndarray:
         return grid * self._controlled_f
 
@@ -242,14 +248,10 @@ class FlatLayout(ActionLayout):
         return kernels.apply_flat_action(action, command, self.index, scale, stroke, clip)
 
     def applied_increments(self, action):
-        grid = np.zeros(self.controlled.shape)
-        grid.flat[self.index] = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        return grid
+        return self._scatter(np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0))
 
     def to_grid(self, action):
-        grid = np.zeros(self.controlled.shape)
-        grid.flat[self.index] = action
-        return grid
+        return self._scatter(action)
 
     def from_grid(self, grid):
         return grid.reshape(-1)[self.index].copy()
@@ -261,14 +263,18 @@ class ModalLayout(ActionLayout):
     def __init__(self, controlled: np.ndarray, basis: ModalBasis, n_modes: int):
         self.n_modes = n_modes
         modes = basis.modes[:, :n_modes]
-        modes.setflags(write=False)
         self._modes = modes
-        self._modes_t = np.ascontiguousarray(modes.T)  # (n_modes, n_controlled): the kernel's row-major pass
+        self._derive()
+        super().__init__(controlled)
+
+    def _derive(self) -> None:
+        """The arrays derived from the modes: the kernel's transposed copy, the projector, work buffers."""
+        self._modes.setflags(write=False)
+        self._modes_t = np.ascontiguousarray(self._modes.T)  # (n_modes, n_controlled): the kernel's row-major pass
         # Orthogonal columns: least squares onto them is one product with modes^T / |mode|^2.
         self._pinv = self._modes_t / np.einsum("ij,ij->i", self._modes_t, self._modes_t)[:, None]
-        self._clipped = np.empty(n_modes)
-        self._increment = np.empty(modes.shape[0])
-        super().__init__(controlled)
+        self._clipped = np.empty(self.n_modes)
+        self._increment = np.empty(self._modes.shape[0])
 
     def _shape(self) -> tuple[int, ...]:
         return (self.n_modes,)
@@ -282,14 +288,10 @@ class ModalLayout(ActionLayout):
                                           self._clipped, self._increment)
 
     def applied_increments(self, action):
-        grid = np.zeros(self.controlled.shape)
-        grid.flat[self.index] = self._increment
-        return grid
+        return self._scatter(self._increment)
 
     def to_grid(self, action):
-        grid = np.zeros(self.controlled.shape)
-        grid.flat[self.index] = self._modes @ action
-        return grid
+        return self._scatter(self._modes @ action)
 
     def from_grid(self, grid):
         return self._pinv @ grid.reshape(-1)[self.index]
@@ -303,11 +305,7 @@ class ModalLayout(ActionLayout):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._modes.setflags(write=False)
-        self._modes_t = np.ascontiguousarray(self._modes.T)
-        self._pinv = self._modes_t / np.einsum("ij,ij->i", self._modes_t, self._modes_t)[:, None]
-        self._clipped = np.empty(self.n_modes)
-        self._increment = np.empty(self._modes.shape[0])
+        self._derive()
 
 
 def make_layout(cfg, controlled: np.ndarray) -> ActionLayout:

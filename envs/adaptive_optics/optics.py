@@ -143,14 +143,13 @@ def _calibrate_arrays(cfg: AOConfig) -> dict[str, np.ndarray]:
 _CACHED = ("interaction", "controlled", "reconstructor", "dt_indptr", "dt_indices", "dt_data", "gram_packed")
 
 
-def _check_cached(cfg: AOConfig, arrays: dict[str, np.ndarray]) -> None:
-    """Raise ``ValueError`` unless cached calibration arrays fit ``cfg`` and are finite."""
+def _check_cached(cfg: AOConfig, n_slopes: int, arrays: dict[str, np.ndarray]) -> None:
+    """Raise ``ValueError`` unless cached calibration arrays fit ``cfg`` (with ``n_slopes`` slopes) and are finite."""
     n_act = cfg.n_actuators
     controlled = arrays["controlled"]
     if controlled.dtype != np.bool_ or controlled.shape != (n_act, n_act):
         raise ValueError(f"'controlled' must be a ({n_act}, {n_act}) bool mask, got {controlled.dtype} "
                          f"{controlled.shape}")
-    n_slopes = 2 * valid_subapertures(cfg, make_pupil(cfg)).shape[0]
     n_ctrl = int(controlled.sum())
     for name, shape in (("interaction", (n_slopes, n_ctrl)), ("reconstructor", (n_ctrl, n_slopes))):
         if arrays[name].shape != shape:
@@ -160,27 +159,32 @@ def _check_cached(cfg: AOConfig, arrays: dict[str, np.ndarray]) -> None:
 
 @functools.lru_cache(maxsize=8)
 def _system_for_key(key: str, cfg: AOConfig) -> AOSystem:
+    pupil = make_pupil(cfg)
+    valid = valid_subapertures(cfg, pupil)
+    if valid.shape[0] < 3:  # tip, tilt and one more mode need at least three subapertures' slopes
+        raise ValueError(f"only {valid.shape[0]} subaperture(s) are lit to valid_subaperture_fraction="
+                         f"{cfg.valid_subaperture_fraction:g} with n_subapertures={cfg.n_subapertures} and "
+                         f"central_obstruction={cfg.central_obstruction:g}; lower valid_subaperture_fraction, raise "
+                         "n_subapertures or shrink central_obstruction (at least 3 are needed)")
     path = cache_dir() / "ao" / f"system-{key}.npz"
     # None when missing or damaged (checksum, shapes, NaN): recomputed and replaced, never trusted
-    arrays = load_npz(path, _CACHED, functools.partial(_check_cached, cfg))
+    arrays = load_npz(path, _CACHED, functools.partial(_check_cached, cfg, 2 * valid.shape[0]))
     if arrays is None:
         arrays = _calibrate_arrays(cfg)
         atomic_save_npz(path, **arrays)  # a read-only home just means no disk cache
-    pupil = make_pupil(cfg)
     factored = FactoredReconstructor(**{name: arrays[name] for name in _CACHED[3:]})
-    return AOSystem(pupil=pupil, valid_subapertures=valid_subapertures(cfg, pupil), influence_1d=influence_1d(cfg),
+    return AOSystem(pupil=pupil, valid_subapertures=valid, influence_1d=influence_1d(cfg),
                     controlled=arrays["controlled"], interaction=arrays["interaction"],
                     reconstructor=arrays["reconstructor"], factored=factored)
 
 
 def build_system(cfg: AOConfig) -> AOSystem:
-    """The calibrated system for a configuration: cached in-process and on disk (atomic writes)."""
-    n_valid = valid_subapertures(cfg, make_pupil(cfg)).shape[0]
-    if n_valid < 3:  # tip, tilt and one more mode need at least three subapertures' slopes
-        raise ValueError(f"only {n_valid} subaperture(s) are lit to valid_subaperture_fraction="
-                         f"{cfg.valid_subaperture_fraction:g} with n_subapertures={cfg.n_subapertures} and "
-                         f"central_obstruction={cfg.central_obstruction:g}; lower valid_subaperture_fraction, raise "
-                         "n_subapertures or shrink central_obstruction (at least 3 are needed)")
+    """The calibrated system for a configuration: cached in-process and on disk (atomic writes).
+
+    Raises
+    ------
+    ValueError: fewer than three subapertures are lit enough to measure (the message names the fields).
+    """
     key = _cache_key(cfg)
     geometry = AOConfig(**{name: getattr(cfg, name) for name in _GEOMETRY_FIELDS})
     return _system_for_key(key, geometry)

@@ -43,12 +43,20 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _remove(path: Path) -> None:
+    """Delete a cache entry, or the folder standing where one belongs (never a user's: the name is ours)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def atomic_save_npz(path: Path, **arrays) -> bool:
     """Write ``arrays`` and their digest to ``path`` atomically; returns False (and writes nothing) if it cannot."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     try:
-        if path.is_dir() and not path.is_symlink():  # a folder where the file belongs: never ours to keep
-            shutil.rmtree(path)
+        if path.is_dir() and not path.is_symlink():  # a folder where the file belongs
+            _remove(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
     except OSError:
@@ -70,10 +78,7 @@ def _discard(path: Path, reason: str, warn: bool = True) -> None:
         warnings.warn(f"astrogym cache entry {str(path)!r} is unusable ({reason}); recomputing and replacing it",
                       CacheWarning, stacklevel=3)
     try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        _remove(path)
     except OSError:
         pass  # read-only: the fresh result is still used, just not stored
 
@@ -118,9 +123,8 @@ def load_npz(path: Path, keys: tuple[str, ...],
     return arrays
 
 
-def require_finite(arrays: dict[str, np.ndarray], names: tuple[str, ...] | None = None) -> None:
-    """``validate`` helper: raise ``ValueError`` naming the first array (of ``names``) with a NaN or infinity."""
-    for name in names or tuple(arrays):
-        a = arrays[name]
+def require_finite(arrays: dict[str, np.ndarray]) -> None:
+    """``validate`` helper: raise ``ValueError`` naming the first array with a NaN or infinity."""
+    for name, a in arrays.items():
         if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
             raise ValueError(f"array {name!r} has non-finite entries")

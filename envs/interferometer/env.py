@@ -52,6 +52,7 @@ def reward_filters(config: InterferometerConfig) -> tuple[np.ndarray, np.ndarray
 # action dtypes the compiled step takes as they are (native byte order)
 _KERNEL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
+
 class InterferometerLockEnv(AstrogymEnv):
     """Angular control of a radiation-pressure-coupled arm-cavity pitch mode (LIGO ASC).
 
@@ -265,7 +266,7 @@ class InterferometerLockEnv(AstrogymEnv):
         if type(a) is not np.ndarray or a.shape != (1,) or a.dtype not in _KERNEL_DTYPES:
             a = as_float64_action(a, (1,), "action (one normalised torque)")
         if self._fault is not None:
-            self._set_fault(self._fault[0] <= self._steps < self._fault[1])
+            self._set_fault(self.fault_active)
         # the arguments of kernel_arguments(), looked up directly: this is the hot path
         loop = self._loop
         zi = self._zi

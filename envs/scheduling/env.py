@@ -59,8 +59,7 @@ def _global_bounds(forecast: bool) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of ``globals``; a forecaster appends expected seeing / 2 in [0, 50] and clear probability in [0, 1]."""
     if not forecast:
         return GLOBAL_LOW, GLOBAL_HIGH
-    return (np.r_[GLOBAL_LOW, np.float32(0.0), np.float32(0.0)].astype(np.float32),
-            np.r_[GLOBAL_HIGH, np.float32(50.0), np.float32(1.0)].astype(np.float32))
+    return np.append(GLOBAL_LOW, [0.0, 0.0]).astype(np.float32), np.append(GLOBAL_HIGH, [50.0, 1.0]).astype(np.float32)
 
 
 @dataclass
