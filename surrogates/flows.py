@@ -115,18 +115,25 @@ class FlowDensityEstimator:
     """
 
     def __init__(self, spec: FlowSpec | None = None, **kwargs):
-        import zuko
-
         self.spec = spec if spec is not None else FlowSpec(**kwargs)
         s = self.spec
-        flow_class = zuko.flows.NSF if s.flow == "nsf" else zuko.flows.MAF
-        self.flow = flow_class(s.features, s.context, transforms=s.transforms, hidden_features=s.hidden)
+        self.flow = self._new_flow(seed=0)
         self.x_mean = np.zeros(s.features)
         self.x_std = np.ones(s.features)
         self.c_mean = np.zeros(s.context)
         self.c_std = np.ones(s.context)
         self.history: list[dict] = []  # one row per epoch: train and validation mean log-likelihood
         self.metadata: dict = {}  # what the flow's owner saves with it (JSON-like values: a cadence, a threshold)
+
+    def _new_flow(self, seed: int):
+        """A freshly initialised zuko flow; its weights depend on ``seed`` only (the caller's torch RNG is untouched)."""
+        import zuko
+
+        s = self.spec
+        flow_class = zuko.flows.NSF if s.flow == "nsf" else zuko.flows.MAF
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return flow_class(s.features, s.context, transforms=s.transforms, hidden_features=s.hidden)
 
     # -- normalisation -------------------------------------------------------------------------------
     def _dequantise(self, x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
@@ -161,7 +168,10 @@ class FlowDensityEstimator:
     def fit(self, x, context=None, *, epochs: int = 100, batch_size: int = 256, lr: float = 1e-3,
             validation_fraction: float = 0.1, patience: int = 20, seed: int = 0, progress: bool = False
             ) -> "FlowDensityEstimator":
-        """Maximum likelihood with Adam; keeps the weights of the best validation epoch.
+        """Maximum likelihood with Adam from weights initialised by ``seed``; keeps the best validation epoch.
+
+        The result depends on the data and ``seed`` only (on one torch thread; more threads may reorder
+        sums); the caller's torch RNG is left as it was.
 
         Raises
         ------
@@ -179,6 +189,12 @@ class FlowDensityEstimator:
         c = _as_2d("context", context, s.context) if s.context else None
         if c is not None and c.shape[0] != x.shape[0]:
             raise ValueError(f"context has {c.shape[0]} rows; x has {x.shape[0]}")
+        with torch.random.fork_rng():
+            return self._train(x, c, epochs, batch_size, lr, validation_fraction, patience, seed, progress)
+
+    def _train(self, x, c, epochs, batch_size, lr, validation_fraction, patience, seed, progress):
+        self.flow = self._new_flow(seed)
+        self.history = []
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         order = rng.permutation(x.shape[0])

@@ -76,3 +76,27 @@ class SeeingForecaster:
         expected, p_clear = self.forecast(weather.seeing_arcsec[at], weather.cloud_state[at], start_mjd, rng)
         latest = np.clip((times_s / cad + 1e-9).astype(np.int64), 0, records.size - 1)
         return expected[latest], p_clear[latest]
+
+
+def forecast_skill(forecaster: SeeingForecaster, records, climatology_seeing: float, clear_fraction: float,
+                   seed: int = 0) -> dict:
+    """Hour-ahead skill on ``records`` (nights not used to fit): mean squared error of the forecast mean
+    seeing against climatology (``climatology_seeing``) and persistence (the seeing now), and of the
+    clear-fraction forecast against the climatological ``clear_fraction``."""
+    rng = np.random.default_rng(seed)
+    errors = {"forecast": [], "climatology": [], "persistence": [], "clear_forecast": [], "clear_climatology": []}
+    h = forecaster.steps
+    for night in np.unique(records.night):
+        sel = records.night == night
+        s, c = records.seeing_arcsec[sel], records.cloud_state[sel]
+        expected, p_clear = forecaster.forecast(s, c, float(records.mjd[sel][0]), rng)
+        for k in range(s.size - h):
+            future, clear = s[k + 1:k + 1 + h].mean(), np.mean(c[k + 1:k + 1 + h] == 0)
+            errors["forecast"].append((expected[k] - future) ** 2)
+            errors["climatology"].append((climatology_seeing - future) ** 2)
+            errors["persistence"].append((s[k] - future) ** 2)
+            errors["clear_forecast"].append((p_clear[k] - clear) ** 2)
+            errors["clear_climatology"].append((clear_fraction - clear) ** 2)
+    out = {f"mse_{k}": float(np.mean(v)) for k, v in errors.items()}
+    out["n_forecasts"] = len(errors["forecast"])
+    return out

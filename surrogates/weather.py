@@ -352,7 +352,8 @@ def plot_comparison(records: Records, generated: Records, path: str | Path) -> P
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m astrogym.surrogates.weather [RECORDS.csv] [--out DIR]``: fit on 4 nights in 5, compare on the fifth.
+    """``python -m astrogym.surrogates.weather [RECORDS.csv] [--out DIR]``: fit on 4 nights in 5, compare on the fifth
+    (statistics, held-out log-likelihood, and the hour-ahead forecast's skill).
 
     Writes ``weather_generator.png``, ``weather_generator.json`` and the fitted ``weather_generator.pt``.
     """
@@ -375,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     generated = sample_records(model, test, seed=args.seed + 1)
     stats = compare(test, generated)
     stats["held_out_mean_log_likelihood"] = float(np.mean(model.estimator.log_prob(x, c)))
+    from astrogym.surrogates.forecast import SeeingForecaster, forecast_skill
+
+    stats["hour_ahead_forecast"] = forecast_skill(SeeingForecaster(model, 3600.0, 32), test,
+                                                  float(np.median(train.seeing_arcsec)),
+                                                  float(np.mean(train.cloud_state == 0)), seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "weather_generator.pt")
