@@ -35,7 +35,8 @@ class PolicyContext:
     ----------
     env: the env the policy will act in.
     make_env: builds a fresh env of the same configuration; keyword arguments override fields
-        (e.g. ``episode_frames=10**9`` for a long tuning run).
+        (e.g. ``episode_frames=10**9`` for a long tuning run). In a scenario with an injected fault it
+        builds the env without the fault: policies tune on normal operation.
     tuning_seed: a seed from the scenario's *training* range, for gain tuning or fitting; never an
         evaluation seed.
     options: per-policy keyword arguments (from the scenario file or the caller).
@@ -216,6 +217,22 @@ def _optimum(ctx: PolicyContext):
     return OfflineOptimum(ctx.env, **{"time_limit_s": 30.0, **ctx.options})
 
 
+def _shielded(detector: str) -> Callable[[PolicyContext], Any]:
+    """A factory of the shielded policy a detector file describes (its metadata names the learned policy, the
+    classical fallback and the hand-over options; ``python -m astrogym.experiments.shield fit`` writes it)."""
+    def factory(ctx: PolicyContext):
+        import dataclasses
+
+        from astrogym.surrogates.shield import OODDetector, ShieldedPolicy
+
+        det = OODDetector.load(PACKAGE_ROOT / detector)
+        meta = det.metadata
+        inner = dataclasses.replace(ctx, options={})  # the options given are the shield's, not its policies'
+        return ShieldedPolicy(make_policy(meta["learned"], inner), make_policy(meta["fallback"], inner), det,
+                              **{**meta.get("shield_options", {}), **ctx.options})
+    return factory
+
+
 # name, factory in this module, env ids, summary, in the benchmark
 _BUILTIN = (
     ("baseline", "_loop_shaping", LOCK_IDS, "loop-shaping linear controller (boosts, leads, elliptic low-passes)", True),
@@ -245,3 +262,8 @@ register_policy("cnn", checkpoint="agents/shipped/cnn.zip", env_ids=("astrogym/A
                 summary="fully convolutional PPO correction over the tuned integrator, trained on servo-lag-noise")
 register_policy("temporal", checkpoint="agents/shipped/temporal.zip", env_ids=LOCK_IDS,
                 summary="dilated causal conv PPO policy: state-dependent gain on loop shaping's 6-50 Hz command")
+# Shields (agents/shipped/NAME.shield.pt: a flow fitted on normal operation, `python -m astrogym.experiments.shield`)
+register_policy("temporal-shielded", _shielded("agents/shipped/temporal.shield.pt"), env_ids=LOCK_IDS,
+                summary="temporal, handing control to h2 while a flow flags the state out of distribution")
+register_policy("cnn-shielded", _shielded("agents/shipped/cnn.shield.pt"), env_ids=("astrogym/AdaptiveOpticsSmall-v0",),
+                summary="cnn, handing control to the integrator while a flow flags the state out of distribution")

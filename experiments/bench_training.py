@@ -55,7 +55,7 @@ def training_steps_per_s(env_id: str, algo: str | None = None, steps: int = 10_0
 
     algorithm = get_algorithm(algo or get_domain(env_id).default_algo)
     entry = hyperparams.resolve(env_id, algorithm, config_file)
-    env_kwargs = {**get_scenario(env_id, scenario).env_kwargs, **entry.get("env_kwargs", {})}
+    env_kwargs = {**get_scenario(env_id, scenario).played_env_kwargs, **entry.get("env_kwargs", {})}
     raw = raw_env_steps_per_s(env_id, env_kwargs)
     torch.set_num_threads(int(entry["torch_threads"]))
     residual = entry.get("residual")

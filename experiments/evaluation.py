@@ -147,12 +147,12 @@ def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int
     result = Evaluation(env_id, scenario, domain)
     options = {**scenario.policy_options, **(policy_options or {})}
 
-    def make_env(**overrides):
+    def make_env(**overrides):  # for tuning: without the scenario's fault
         return gym.make(env_id, **{**scenario.env_kwargs, **overrides})
 
     for name in policies:
         label = Path(name).name if is_checkpoint_path(name) else name  # a run folder or .zip: its own name
-        env = make_env()
+        env = gym.make(env_id, **scenario.played_env_kwargs)
         t0 = time.perf_counter()
         policy = make_policy(name, PolicyContext(env, make_env, scenario.tuning_seed, dict(options.get(name, {}))),
                              env_id=env_id)

@@ -8,6 +8,7 @@ seeds training may use and the held-out seeds evaluation uses. Layout of a file 
         version: 1                         # bump when anything below changes the numbers
         summary: one line for `astrogym list --scenarios`
         env_kwargs: {episode_length_s: 20.0}
+        fault: {}                          # env fields of an injected fault (below), e.g. {fault: seismic_burst}
         reset_options: {}                  # passed to every reset
         train_seeds: [0, 999999]           # inclusive range: training and tuning seeds
         eval_seeds: {first: 1000000, count: 20}
@@ -15,6 +16,10 @@ seeds training may use and the held-out seeds evaluation uses. Layout of a file 
         policy_options: {optimum: {time_limit_s: 20}}
         skip_in_benchmark: {astroplan-priority: "55 s per night at 200 targets"}   # policy: why
         in_benchmark: true                 # false: robustness/stress scenarios, `astrogym evaluate` only
+
+A fault is not known in advance: ``fault`` is merged into ``env_kwargs`` for the episodes that are
+scored, but the env builder policies are given for tuning (``PolicyContext.make_env``: the integrator's
+gain, the predictor's fit) leaves it out, so no baseline is tuned on faulted data.
 
 The split is the same everywhere unless a file says otherwise: training draws from
 ``[0, 999999]``, evaluation uses ``1000000, 1000001, ...``, so no evaluation episode is ever
@@ -35,7 +40,7 @@ from astrogym.experiments.hyperparams import yaml_problem
 TRAIN_SEEDS = (0, 999_999)
 FIRST_EVAL_SEED = 1_000_000
 VALIDATION_SEEDS = 100  # the top of each training range: model selection during training, never trained on
-_KEYS = {"version", "summary", "env_kwargs", "reset_options", "train_seeds", "eval_seeds", "quick_episodes",
+_KEYS = {"version", "summary", "env_kwargs", "fault", "reset_options", "train_seeds", "eval_seeds", "quick_episodes",
          "policy_options", "skip_in_benchmark", "in_benchmark"}
 
 
@@ -48,6 +53,7 @@ class Scenario:
     version: int
     summary: str
     env_kwargs: dict = field(default_factory=dict)
+    fault: dict = field(default_factory=dict)  # merged into env_kwargs for scored episodes only (not for tuning)
     reset_options: dict = field(default_factory=dict)
     train_seeds: tuple[int, int] = TRAIN_SEEDS
     eval_seeds: tuple[int, ...] = tuple(range(FIRST_EVAL_SEED, FIRST_EVAL_SEED + 10))
@@ -55,6 +61,11 @@ class Scenario:
     policy_options: dict = field(default_factory=dict)
     skip_in_benchmark: dict = field(default_factory=dict)  # policy name -> why the main job leaves it out
     in_benchmark: bool = True  # False: a stress or robustness scenario, run by `astrogym evaluate --scenario` only
+
+    @property
+    def played_env_kwargs(self) -> dict:
+        """What the scored episodes' env is built with: ``env_kwargs`` with the fault, if any."""
+        return {**self.env_kwargs, **self.fault}
 
     @property
     def tuning_seed(self) -> int:
@@ -111,7 +122,7 @@ def parse_scenario(env_id: str, name: str, raw: dict, source: str = "scenario fi
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed {sorted(_KEYS)}")
-    for key in ("env_kwargs", "reset_options", "policy_options", "skip_in_benchmark"):
+    for key in ("env_kwargs", "fault", "reset_options", "policy_options", "skip_in_benchmark"):
         if not isinstance(raw.get(key, {}), dict):
             raise TypeError(f"{where}: {key} must be a mapping, got {raw[key]!r}")
     train = raw.get("train_seeds", list(TRAIN_SEEDS))
@@ -135,6 +146,7 @@ def parse_scenario(env_id: str, name: str, raw: dict, source: str = "scenario fi
         raise ValueError(f"{where}: evaluation seeds {overlap[:3]} lie inside the training range {list(train)}")
     return Scenario(env_id=env_id, name=name, version=_int(raw.get("version", 1), f"{where}: version"),
                     summary=str(raw.get("summary", "")), env_kwargs=dict(raw.get("env_kwargs", {})),
+                    fault=dict(raw.get("fault", {})),
                     reset_options=dict(raw.get("reset_options", {})), train_seeds=train, eval_seeds=eval_seeds,
                     quick_episodes=_int(raw.get("quick_episodes", 2), f"{where}: quick_episodes"),
                     policy_options=dict(raw.get("policy_options", {})),

@@ -386,7 +386,7 @@ def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None
         raise ValueError(f"--timesteps {total}; allowed >= 1")
     episodes = int(eval_episodes or entry.get("eval_episodes", 5))
     scen.validation_seeds(episodes)  # in range
-    env_kwargs = {**scen.env_kwargs, **entry.get("env_kwargs", {})}
+    env_kwargs = {**scen.played_env_kwargs, **entry.get("env_kwargs", {})}
     probe = gym.make(env_id, **env_kwargs)  # a bad env_kwargs fails here, before any file exists
     if not algorithm.supports(probe.action_space):
         raise ValueError(f"{algorithm.name} does not support {env_id}'s action space {probe.action_space}; "

@@ -8,9 +8,12 @@
   probability over the next hour by Monte Carlo over the weather generator.
 * :mod:`~astrogym.surrogates.shield`: :class:`OODDetector` (a flow on features of normal operation,
   calibrated to a false-alarm rate) and :class:`ShieldedPolicy` (hands control to a classical
-  fallback while out of distribution, with hysteresis and a hand-over log).
+  fallback while out of distribution, with hysteresis and a hand-over log); the shipped shields are
+  fitted by :mod:`astrogym.experiments.shield` and registered as ``temporal-shielded`` and ``cnn-shielded``.
 
-Environments never import this package; its models plug into the envs' protocols from above.
+Environments never import this package at module level; its models plug into the envs' protocols
+from above. A config can name a shipped model instead (``forecaster="weather-flow"``), which the env
+resolves through its registry (:data:`astrogym.envs.scheduling.weather.FORECASTERS`) only when asked.
 """
 
 from astrogym.surrogates.flows import FlowDensityEstimator, FlowSpec

@@ -10,10 +10,17 @@ env can precompute them at reset and look them up in ``step``.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from astrogym.surrogates.weather import FlowWeatherModel
+
+# The generator fitted by ``python -m astrogym.surrogates.weather --out results/weather`` on the shipped sample
+# records (4 nights in 5; its report gives the fit), copied here: what ``forecaster="weather-flow"`` loads.
+SHIPPED_WEATHER_MODEL = Path(__file__).parent / "data" / "weather_generator.pt"
 
 
 class SeeingForecaster:
@@ -100,3 +107,15 @@ def forecast_skill(forecaster: SeeingForecaster, records, climatology_seeing: fl
     out = {f"mse_{k}": float(np.mean(v)) for k, v in errors.items()}
     out["n_forecasts"] = len(errors["forecast"])
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_model() -> FlowWeatherModel:
+    return FlowWeatherModel.load(SHIPPED_WEATHER_MODEL)
+
+
+def shipped_forecaster(horizon_s: float = 3600.0, n_samples: int = 32) -> SeeingForecaster:
+    """The hour-ahead forecaster on the shipped weather generator (``forecaster="weather-flow"`` in the
+    scheduling envs); the model file is read once per process. Its records come from the stochastic
+    model at the default settings, so it forecasts the envs' default weather."""
+    return SeeingForecaster(_shipped_model(), horizon_s, n_samples)

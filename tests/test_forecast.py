@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+import astrogym  # noqa: F401
 from astrogym.surrogates.forecast import SeeingForecaster
 from astrogym.surrogates.weather import FlowWeatherModel, load_records
 
@@ -62,3 +64,34 @@ def test_forecasts_enter_the_scheduling_observation_only_when_asked():
         assert shown.observation_space.contains(o2)
     with pytest.raises(TypeError, match="forecaster must have a forecast_night"):
         gym.make("astrogym/TelescopeScheduling-v0", n_targets=12, forecaster=object())
+
+
+def test_configs_name_the_shipped_forecaster_and_seeds_stay_paired():
+    """``forecaster="weather-flow"`` (what a YAML config can say) loads the shipped generator; the forecast
+    draws from its own stream, so a seed gives the same night with and without it (the paired comparison)."""
+    kw = dict(n_targets=15, date="2026-12-15")
+    shown = gym.make("astrogym/TelescopeScheduling-v0", forecaster="weather-flow", **kw)
+    plain = gym.make("astrogym/TelescopeScheduling-v0", **kw)
+    for seed in (3, 4):
+        o1, _ = shown.reset(seed=seed)
+        o2, _ = plain.reset(seed=seed)
+        np.testing.assert_array_equal(o1["globals"][:-2], o2["globals"])
+        w1, w2 = shown.unwrapped.nights[0].weather, plain.unwrapped.nights[0].weather
+        np.testing.assert_array_equal(w1.seeing_arcsec, w2.seeing_arcsec)
+        np.testing.assert_array_equal(w1.cloud_state, w2.cloud_state)
+        assert 0.0 < o1["globals"][-1] < 1.0 and 0.1 < o1["globals"][-2] < 5.0
+    again = gym.make("astrogym/TelescopeScheduling-v0", forecaster="weather-flow", **kw)
+    np.testing.assert_array_equal(again.reset(seed=4)[0]["globals"], o1["globals"])
+    with pytest.raises(ValueError, match="forecaster='oracle' is not a registered forecaster; allowed: weather-flow"):
+        gym.make("astrogym/TelescopeScheduling-v0", forecaster="oracle", **kw)
+
+
+def test_the_gnn_policy_sizes_itself_to_the_forecast_globals():
+    from astrogym.agents.scheduling.gnn import GNNSchedulingPolicy
+
+    env = gym.make("astrogym/TelescopeScheduling-v0", forecaster="weather-flow", n_targets=15, date="2026-12-15")
+    policy = GNNSchedulingPolicy(env.observation_space, env.action_space, lambda _: 1e-3, hidden=8)
+    obs, _ = env.reset(seed=0)
+    tensors = {k: torch.as_tensor(np.asarray(v))[None] for k, v in obs.items()}
+    logits, value = policy.logits_and_value(tensors)
+    assert logits.shape == (1, env.action_space.n) and value.shape == (1, 1)

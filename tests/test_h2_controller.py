@@ -97,7 +97,8 @@ def test_predict_saturates_at_the_actuator_range():
 
 
 def test_linear_predict_matches_state_space():
-    """Unsaturated, predict is the discrete controller (a, b, c, d) on the sensor readings."""
+    """Unsaturated, predict is the discrete controller (a, b, c, d) on the sensor readings, when the
+    observation's newest action (row 1, as the env writes it) is the one it commanded."""
     ctl = H2Controller(InterferometerConfig())
     rng = np.random.default_rng(0)
     y = rng.normal(scale=1e-3, size=200)
@@ -106,9 +107,41 @@ def test_linear_predict_matches_state_space():
     for yk in y:
         obs[0, -1] = yk
         got, _ = ctl.predict(obs)
+        obs[1, -1] = got[0]
         want = ctl.c[0] @ x + ctl.d[0, 0] * yk
         x = ctl.a @ x + ctl.b[:, 0] * yk
         assert got[0] == pytest.approx(want, rel=1e-5, abs=1e-9)
+
+
+def test_observer_takes_over_from_another_controller_without_a_bump():
+    """Fed the torque another controller applied, the observer tracks the plant: taking over from loop
+    shaping it keeps lock, and its torque jumps far less than an H2 that starts cold (bumpless transfer)."""
+    import gymnasium as gym
+
+    from astrogym.agents.interferometer.loop_shaping import LoopShapingController
+
+    def take_over(warm: bool) -> tuple[float, bool]:
+        env = gym.make("astrogym/InterferometerLock-v0", episode_length_s=6.0).unwrapped
+        first, h2 = LoopShapingController(env), H2Controller(env.config)
+        obs, _ = env.reset(seed=3)
+        for k in range(768):  # 3 s of loop shaping; the warm H2 sees every observation meanwhile
+            start = np.array([k == 0])
+            if warm:
+                h2.predict(obs, episode_start=start)
+            obs, *_ = env.step(first.predict(obs, episode_start=start)[0])
+        jumps, previous, lost = [], obs[1, -1], False
+        for k in range(256):
+            action, _ = h2.predict(obs, episode_start=np.array([not warm and k == 0]))
+            jumps.append(abs(float(action[0]) - float(previous)))
+            previous = action[0]
+            obs, _, lost, *_ = env.step(action)
+            if lost:
+                break
+        return max(jumps[:20]), lost
+
+    warm_jump, warm_lost = take_over(True)
+    cold_jump, _ = take_over(False)
+    assert not warm_lost and warm_jump < 0.5 * cold_jump
 
 
 def test_bad_config_and_design_give_clear_errors():

@@ -85,3 +85,35 @@ def test_scenario_file_errors_name_the_field(tmp_path):
     path.write_text(yaml.safe_dump({"astrogym/InterferometerLock-v0": {"x": {"train_seeds": [0, "a"]}}}))
     with pytest.raises(TypeError, match=r"train_seeds\[1\] must be an integer"):
         load_scenario_file(path)
+
+
+def test_fault_scenarios_score_with_the_fault_but_tune_without_it():
+    from astrogym.agents.registry import register_policy, unregister_policy
+    from astrogym.experiments.evaluation import evaluate
+
+    scenario = get_scenario("astrogym/InterferometerLock-v0", "power-seismic-range-burst")
+    assert scenario.fault["fault"] == "seismic_burst" and "fault" not in scenario.env_kwargs
+    seen = {}
+
+    def spy(ctx):
+        from astrogym.agents.base import ZeroPolicy
+
+        seen["played"] = ctx.env.unwrapped.config.fault
+        seen["tuning"] = ctx.make_env().unwrapped.config.fault
+        return ZeroPolicy(ctx.env.observation_space, ctx.env.action_space)
+
+    register_policy("spy", spy, env_ids=scenario.env_id, summary="test only")
+    try:
+        evaluate(scenario.env_id, scenario, ["spy"], episodes=1, progress=False)
+    finally:
+        unregister_policy("spy")
+    assert seen == {"played": "seismic_burst", "tuning": "none"}
+    faults = {s.fault.get("fault") for e in env_ids() for s in scenarios_for(e).values() if s.fault}
+    assert faults == {"seismic_burst", "sensor_glitch", "wind_burst", "stuck_actuator", "dead_subapertures"}
+
+
+def test_scenario_fault_must_be_a_mapping(tmp_path):
+    path = tmp_path / "s.yml"
+    path.write_text(yaml.safe_dump({"astrogym/InterferometerLock-v0": {"x": {"fault": "seismic_burst"}}}))
+    with pytest.raises(TypeError, match="fault must be a mapping"):
+        load_scenario_file(path)

@@ -221,6 +221,7 @@ class H2Controller(LinearLockController):
         gain = config.torque_limit_nm / config.obs_pitch_scale_rad
         self.controller = control.ss(self.a, self.b, -gain * self.c, -gain * self.d, 1.0 / fs)
         self._state = np.zeros((1, self.a.shape[0]))
+        self._filtered: np.ndarray | None = None  # x(k|k) of the last call, for the next time update
 
     def _synthesise(self, config: InterferometerConfig, design: H2Design):
         fs = config.sample_rate_hz
@@ -313,15 +314,20 @@ class H2Controller(LinearLockController):
     # -- policy --------------------------------------------------------------------------------
     def reset(self) -> None:
         self._state[:] = 0.0
+        self._filtered = None
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
         batch, batched = observation_batch(observation)
+        if self._filtered is not None and self._filtered.shape[0] == batch.shape[0]:
+            # Time update with the torque actually applied, read from the observation (its newest action):
+            # saturation is accounted for (anti-windup), and the observer tracks the plant whoever
+            # commanded it, so it takes over from another controller without a bump (a shield's fallback).
+            self._state = self._filtered @ self._aa.T + batch[:, 1, -1:] * self._ba[:, 0]
         self._state = state_for_batch(self._state, batch.shape[0], episode_start)
         y = batch[:, 0, -1:]  # newest sensor sample, observation units
         x_filtered = self._state @ self._imc_t + y * self._mm[:, 0]  # x(k|k)
         u = np.clip(-(x_filtered @ self._kk[0]), -1.0, 1.0)[:, None]  # the actuator saturates
-        # Anti-windup: predict with the torque actually applied, not the unclipped command.
-        self._state = x_filtered @ self._aa.T + u * self._ba[:, 0]
+        self._filtered = x_filtered
         action = u.astype(np.float32)
         return (action if batched else action[0]), state
 

@@ -64,7 +64,6 @@ from torch import nn
 from astrogym.agents.base import Policy
 from astrogym.envs.scheduling.features import (
     N_EDGE_FEATURES,
-    N_GLOBAL_FEATURES,
     N_NODE_FEATURES,
     NF_EXPOSURE,
     NF_OVERHEAD,
@@ -139,7 +138,8 @@ class GraphEncoder(BaseFeaturesExtractor):
                  max_exposures: int = 20):
         super().__init__(observation_space, features_dim=2 * hidden)
         self.hidden, self.readout_s, self.max_exposures = hidden, float(readout_s), int(max_exposures)
-        n_in = N_NODE_FEATURES + N_GLOBAL_FEATURES + 2
+        # the env's globals, plus its forecast when it has a forecaster: sized from the space, not a constant
+        n_in = N_NODE_FEATURES + observation_space["globals"].shape[0] + 2
         self.encoder = _mlp(n_in, hidden, hidden)
         self.layers = nn.ModuleList(GINELayer(hidden) for _ in range(n_layers))
 
@@ -213,8 +213,9 @@ class GNNSchedulingPolicy(MaskableActorCriticPolicy):
     def _build(self, lr_schedule) -> None:
         d = self.hidden
         self.node_head = _mlp(3 * d, d, 1, zero_last=True)  # [h_i, mean, max] -> the target's correction
-        self.wait_head = _mlp(2 * d + N_GLOBAL_FEATURES, d, 1, zero_last=True)
-        self.value_head = _mlp(2 * d + N_GLOBAL_FEATURES, d, 1)
+        n_globals = self.observation_space["globals"].shape[0]
+        self.wait_head = _mlp(2 * d + n_globals, d, 1, zero_last=True)
+        self.value_head = _mlp(2 * d + n_globals, d, 1)
         self.log_beta = nn.Parameter(th.tensor(float(np.log(self.beta_init))), requires_grad=self.prior)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 

@@ -32,7 +32,8 @@ from astrogym.envs.scheduling.graph import build_edges, max_edges
 from astrogym.envs.scheduling.night import NightTable, night_table, twilight_bounds
 from astrogym.envs.scheduling.sites import Site, get_site
 from astrogym.envs.scheduling.telescope import FILTERS, Telescope, get_telescope
-from astrogym.envs.scheduling.weather import ClearWeather, StochasticWeather, WeatherModel, WeatherTrack
+from astrogym.envs.scheduling.weather import (ClearWeather, Forecaster, StochasticWeather, WeatherModel, WeatherTrack,
+                                              make_forecaster)
 
 # Edge features (overheads between targets) drift slowly with the sky's rotation: they are evaluated
 # at 10-minute marks (the latest mark at or before now) and kept for the night, so repeated
@@ -152,9 +153,13 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     ``start_mjd`` keyword too, the night's evening twilight, when it accepts one: seasonal models).
     ``forecaster`` (default None) any object with ``forecast_night(weather, times_s, start_mjd, rng) ->
     (expected_seeing_arcsec, clear_probability)``, arrays on the night's grid that use only the
-    weather up to each point (e.g. :class:`astrogym.surrogates.forecast.SeeingForecaster`): computed
-    once per night at reset, they are appended to ``globals`` as its last two entries (expected
-    seeing over the forecaster's horizon / 2 arcsec, in [0, 50], and the clear probability, in [0, 1]).
+    weather up to each point (e.g. :class:`astrogym.surrogates.forecast.SeeingForecaster`), or the
+    name of a registered one (``"weather-flow"``: the shipped learned weather generator's hour-ahead
+    forecast; :data:`~astrogym.envs.scheduling.weather.FORECASTERS`), so configs can ask for it:
+    computed once per night at reset, they are appended to ``globals`` as its last two entries
+    (expected seeing over the forecaster's horizon / 2 arcsec, in [0, 50], and the clear
+    probability, in [0, 1]). The forecaster draws from a random stream of its own, spawned from the
+    reset seed, so a seed gives the same catalogue and weather with and without it.
     ``n_targets_range=(lo, hi)`` (with ``max_targets >= hi``) makes each reset draw its catalogue
     from a pool of ``catalogue_pool`` random ones of sizes in ``[lo, hi]`` (training over catalogue
     sizes; the pool's night tables are kept in memory, not in the disk cache). Off by default, and
@@ -185,7 +190,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
 
     def __init__(self, render_mode: str | None = None, config: SchedulingConfig | dict | None = None,
                  catalogue: Catalogue | None = None, weather_model: WeatherModel | None = None,
-                 forecaster: Any = None, **kwargs: Any):
+                 forecaster: Forecaster | str | None = None, **kwargs: Any):
         super().__init__(render_mode, config, **kwargs)
         cfg = self.config
         self.site: Site = get_site(cfg.site)
@@ -213,9 +218,12 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         # models that condition on the season take the night's start as start_mjd (optional in the protocol)
         self._weather_takes_date = "start_mjd" in inspect.signature(weather_model.sample_night).parameters
         self.weather_model = weather_model
+        if isinstance(forecaster, str):
+            forecaster = make_forecaster(forecaster)
         if forecaster is not None and not callable(getattr(forecaster, "forecast_night", None)):
             raise TypeError("forecaster must have a forecast_night(weather, times_s, start_mjd, rng) method")
         self.forecaster = forecaster
+        self._forecast_rng: np.random.Generator | None = None
         self.max_edges = max_edges(self.max_targets, cfg.edges, cfg.k_neighbors)
         n, e = self.max_targets, self.max_edges
         self.action_space = spaces.Discrete(n + 1)
@@ -319,7 +327,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         edge_features, edge_done = self._edge_cache(table)
         forecast = None
         if self.forecaster is not None:
-            expected, p_clear = self.forecaster.forecast_night(weather, table.times_s, table.mjd_start, self.np_random)
+            expected, p_clear = self.forecaster.forecast_night(weather, table.times_s, table.mjd_start,
+                                                               self._forecast_rng)
             forecast = np.column_stack([np.clip(np.asarray(expected) / 2.0, 0.0, 50.0),
                                         np.clip(np.asarray(p_clear), 0.0, 1.0)]).astype(np.float32)
             if forecast.shape != (table.times_s.size, 2):
@@ -343,6 +352,10 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     # -- Gymnasium API ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        if self.forecaster is not None and (seed is not None or self._forecast_rng is None):
+            # a stream of its own (spawned from the seed, not drawn from np_random): with or without a
+            # forecaster, one seed gives the same catalogues and weather, so the two can be compared paired
+            self._forecast_rng = np.random.default_rng(self.np_random.bit_generator.seed_seq.spawn(1)[0])
         options = self._reset_options(options)
         cfg = self.config
         pooled = None

@@ -172,3 +172,32 @@ class ClearWeather:
         n = times_s.shape[0]
         return WeatherTrack(seeing_arcsec=np.full(n, float(seeing)), cloud_state=np.zeros(n, dtype=np.int8),
                             cloud_tau=np.zeros(n))
+
+
+class Forecaster(Protocol):
+    """What an environment needs from a forecaster (its ``forecaster=`` argument)."""
+
+    def forecast_night(self, weather: WeatherTrack, times_s: np.ndarray, start_mjd: float,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Expected seeing (arcsec) and clear probability at each of ``times_s``, from the weather up to each point."""
+
+
+# Forecasters a config can name (YAML cannot hold an object): name -> "module:callable" returning one, imported
+# only when asked for, so the env never imports torch unless a learned forecaster is used.
+FORECASTERS = {"weather-flow": "astrogym.surrogates.forecast:shipped_forecaster"}
+
+
+def make_forecaster(name: str) -> Forecaster:
+    """The forecaster registered as ``name`` (:data:`FORECASTERS`).
+
+    Raises
+    ------
+    ValueError: an unknown name (the message lists the allowed ones).
+    """
+    import importlib
+
+    if name not in FORECASTERS:
+        raise ValueError(f"forecaster={name!r} is not a registered forecaster; allowed: {', '.join(FORECASTERS)} "
+                         "or an object with forecast_night(weather, times_s, start_mjd, rng)")
+    module, _, attr = FORECASTERS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)()
