@@ -180,8 +180,9 @@ def report(setup: ShieldSetup, episodes: int | None = None) -> str:
                 delays.append(steps[late[0]] - steps[hit[0]] if late.size else np.nan)
         start = np.array([steps[(episode == e) & faulted].min() if np.any((episode == e) & faulted) else -1
                           for e in range(len(seeds))])
-        before = ~faulted & ((start[episode] < 0) | (steps < start[episode])) & (steps >= setup.arm_after)
-        after = ~faulted & ~before
+        armed = steps >= setup.arm_after
+        before = armed & ~faulted & ((start[episode] < 0) | (steps < start[episode]))
+        after = armed & ~faulted & (start[episode] >= 0) & (steps > start[episode])
         rate = lambda m: f"{alarm[m].mean():.1%}" if m.any() else "-"  # noqa: E731
         delay = "-" if not delays else (f"median {np.nanmedian(delays):.0f}, in {np.sum(np.isfinite(delays))}/"
                                         f"{len(delays)} episodes" if np.isfinite(delays).any() else "never")

@@ -46,10 +46,6 @@ def test_invalid_forecaster_settings_are_refused():
 
 
 def test_forecasts_enter_the_scheduling_observation_only_when_asked():
-    import gymnasium as gym
-
-    import astrogym  # noqa: F401
-
     model = FlowWeatherModel.fit(load_records(), epochs=3, hidden=(16,), transforms=1)
     plain = gym.make("astrogym/TelescopeScheduling-v0", n_targets=12)
     shown = gym.make("astrogym/TelescopeScheduling-v0", n_targets=12, forecaster=SeeingForecaster(model, n_samples=4))
