@@ -6,8 +6,9 @@ asked for, so ``import astrogym.agents`` stays light.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
+
+from astrogym.envs.common.imports import import_path
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,7 @@ class Algorithm:
         return type(space).__name__ in self.action_spaces
 
     def load_class(self) -> type:
-        module, _, attr = self.class_path.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return import_path(self.class_path)
 
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (

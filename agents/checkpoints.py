@@ -15,9 +15,7 @@ run after a kill) sees either the old file or the whole new one.
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import numpy as np
 
 from astrogym.agents.algorithms import Algorithm, algorithm_of_policy_class, get_algorithm
 from astrogym.agents.base import Policy
+from astrogym.envs.common.files import atomic_write_bytes  # also imported from here by experiments/
 
 RUN_CONFIG = "config.yml"
 FINAL_MODEL = "model.zip"
@@ -40,22 +39,6 @@ def companion(model_path: str | Path, suffix: str) -> Path:
     """``dir/NAME.zip`` -> ``dir/NAME{suffix}``."""
     p = Path(model_path)
     return p.with_name(p.name[:-4] + suffix if p.name.endswith(".zip") else p.name + suffix)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_model_atomic(model: Any, path: str | Path, vecnormalize: Any = None, replay_buffer: bool = False,

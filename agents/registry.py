@@ -15,7 +15,6 @@ Shipped checkpoints register the same way with ``checkpoint=`` (a path relative 
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +22,7 @@ from typing import Any, Callable
 import gymnasium as gym
 
 from astrogym.envs import ids_for
+from astrogym.envs.common.imports import import_path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,10 +112,7 @@ def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) ->
         from astrogym.agents.checkpoints import TrainedPolicy
 
         return TrainedPolicy.load(PACKAGE_ROOT / entry.checkpoint, env=context.env)
-    factory = entry.factory
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
+    factory = import_path(entry.factory) if isinstance(entry.factory, str) else entry.factory
     return factory(context)
 
 

@@ -134,6 +134,13 @@ def _fmt(stat: dict, fmt: str) -> str:
     return f"{mean:{fmt}}" + ("" if not np.isfinite(half) else f" +- {half:{fmt}}")
 
 
+def scenario_policy(name: str, scenario: Scenario, env: gym.Env, options: dict | None = None) -> Any:
+    """Build policy ``name`` to act in ``env`` (the scenario's, fault included): it tunes on the scenario's
+    training seed in the env without the fault (:meth:`Scenario.make_tuning_env`)."""
+    return make_policy(name, PolicyContext(env, scenario.make_tuning_env, scenario.tuning_seed, dict(options or {})),
+                       env_id=scenario.env_id)
+
+
 def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int | None = None, quick: bool = False,
              progress: bool = True, policy_options: dict | None = None,
              after_episode: Callable[[str, gym.Env, dict], None] | None = None) -> Evaluation:
@@ -147,15 +154,11 @@ def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int
     result = Evaluation(env_id, scenario, domain)
     options = {**scenario.policy_options, **(policy_options or {})}
 
-    def make_env(**overrides):  # for tuning: without the scenario's fault
-        return gym.make(env_id, **{**scenario.env_kwargs, **overrides})
-
     for name in policies:
         label = Path(name).name if is_checkpoint_path(name) else name  # a run folder or .zip: its own name
-        env = gym.make(env_id, **scenario.played_env_kwargs)
+        env = scenario.make_env()
         t0 = time.perf_counter()
-        policy = make_policy(name, PolicyContext(env, make_env, scenario.tuning_seed, dict(options.get(name, {}))),
-                             env_id=env_id)
+        policy = scenario_policy(name, scenario, env, options.get(name, {}))
         t1 = time.perf_counter()
         rows = []
         for seed in tqdm(seeds, desc=f"{env_id.split('/')[-1]} {scenario.name} {label}", unit="episode",

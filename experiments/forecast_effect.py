@@ -42,12 +42,10 @@ def _returns(scenario_name: str, policy: str, episodes: int | None, model: str |
 
 
 def _ci(x: np.ndarray) -> str:
-    from scipy import stats
+    from astrogym.experiments.evaluation import mean_ci
 
-    if x.size < 2:
-        return f"{x.mean():+.4f}"
-    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
-    return f"{x.mean():+.4f} +- {half:.4f}"
+    mean, half = mean_ci(x)
+    return f"{mean:+.4f}" if not np.isfinite(half) else f"{mean:+.4f} +- {half:.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,6 @@ A user file (``--config``) has the same layout; it is merged over the shipped en
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 from importlib import resources
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import yaml
 
 from astrogym.agents.algorithms import Algorithm
+from astrogym.envs.common.imports import import_path
 
 # Keys of an entry that are not keywords of the algorithm's constructor.
 RUN_KEYS = {"n_timesteps": int, "policy": str, "n_envs": int, "normalize": (bool, dict), "policy_kwargs": dict,
@@ -180,17 +180,6 @@ def validate(entry: dict, algorithm: Algorithm, source: str = "hyperparameters")
         bad = sorted(set(normalize) - keys)
         if bad:
             raise ValueError(f"{source}: normalize has unknown key(s) {bad}; allowed {sorted(keys)}")
-
-
-def import_path(path: str) -> Any:
-    """``"torch.nn.Tanh"`` or ``"package.module:Class"`` -> the object."""
-    module, sep, attr = path.partition(":")
-    if not sep:
-        module, _, attr = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"cannot import {path!r} ({exc})") from None
 
 
 def _linear(start: float):

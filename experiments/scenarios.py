@@ -67,6 +67,18 @@ class Scenario:
         """What the scored episodes' env is built with: ``env_kwargs`` with the fault, if any."""
         return {**self.env_kwargs, **self.fault}
 
+    def make_env(self, **overrides):
+        """The env scored episodes run in (with the fault, if any); ``overrides`` replace fields."""
+        import gymnasium as gym
+
+        return gym.make(self.env_id, **{**self.played_env_kwargs, **overrides})
+
+    def make_tuning_env(self, **overrides):
+        """The env policies tune in (``PolicyContext.make_env``): the scenario without its fault."""
+        import gymnasium as gym
+
+        return gym.make(self.env_id, **{**self.env_kwargs, **overrides})
+
     @property
     def tuning_seed(self) -> int:
         return self.train_seeds[0]

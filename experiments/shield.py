@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
-from astrogym.agents.registry import PACKAGE_ROOT, PolicyContext, make_policy
+from astrogym.agents.registry import PACKAGE_ROOT
+from astrogym.experiments.evaluation import scenario_policy
 from astrogym.experiments.scenarios import Scenario, get_scenario
 
 LOCK = "astrogym/InterferometerLock-v0"
@@ -89,11 +90,7 @@ SETUPS = {
 
 
 def _policy(name: str, env: gym.Env, scenario: Scenario):
-    def make_env(**over):  # tuning without the fault, as in astrogym evaluate
-        return gym.make(scenario.env_id, **{**scenario.env_kwargs, **over})
-
-    return make_policy(name, PolicyContext(env, make_env, scenario.tuning_seed, dict(scenario.policy_options.get(
-        name, {}))), env_id=scenario.env_id)
+    return scenario_policy(name, scenario, env, scenario.policy_options.get(name))
 
 
 def play(scenario: Scenario, policy, env: gym.Env, seeds, every: int = 1):
@@ -125,7 +122,7 @@ def fit(setup: ShieldSetup, seed: int = 0):
     from astrogym.surrogates.shield import OODDetector
 
     scenario = get_scenario(setup.env_id, setup.scenario)
-    env = gym.make(setup.env_id, **scenario.played_env_kwargs)
+    env = scenario.make_env()
     first = scenario.train_seeds[0] + 1000  # clear of the tuning seed; far below the validation seeds
     fit_seeds = range(first, first + setup.fit_episodes)
     cal_seeds = range(first + setup.fit_episodes, first + 2 * setup.fit_episodes)
@@ -153,7 +150,7 @@ def report(setup: ShieldSetup, episodes: int | None = None) -> str:
 
     detector = OODDetector.load(setup.detector_file)
     normal = get_scenario(setup.env_id, setup.scenario)
-    env = gym.make(setup.env_id, **normal.played_env_kwargs)
+    env = normal.make_env()
     alone = []
     for name in (setup.learned, setup.fallback):
         obs = setup.armed(*play(normal, _policy(name, env, normal), env, normal.seeds(episodes), setup.check_every)[:2])
@@ -167,19 +164,19 @@ def report(setup: ShieldSetup, episodes: int | None = None) -> str:
     for name in (setup.scenario,) + setup.fault_scenarios:
         scenario = get_scenario(setup.env_id, name)
         seeds = scenario.seeds(episodes)
-        env = gym.make(setup.env_id, **scenario.played_env_kwargs)
+        env = scenario.make_env()
         shield = _policy(f"{setup.name}-shielded", env, scenario)
         obs, steps, faulted, shielded = play(scenario, shield, env, seeds, setup.check_every)
         alarm = detector.score(obs) < detector.threshold
         episode = np.cumsum(steps == 0) - 1
+        first = np.full(len(seeds), -1)  # each episode's first faulted check (-1: the fault never acted)
+        for i in np.flatnonzero(faulted)[::-1]:
+            first[episode[i]] = i
+        start = np.where(first >= 0, steps[first], -1)  # its step
         delays = []
-        for e in range(len(seeds)):
-            hit = np.flatnonzero((episode == e) & faulted)
-            if hit.size:  # the first check at or after the fault's start with the fallback in control
-                late = np.flatnonzero((episode == e) & (np.arange(steps.size) >= hit[0]) & shielded)
-                delays.append(steps[late[0]] - steps[hit[0]] if late.size else np.nan)
-        start = np.array([steps[(episode == e) & faulted].min() if np.any((episode == e) & faulted) else -1
-                          for e in range(len(seeds))])
+        for e in np.flatnonzero(first >= 0):  # the first check from the fault's start with the fallback in control
+            late = np.flatnonzero((episode == e) & (np.arange(steps.size) >= first[e]) & shielded)
+            delays.append(steps[late[0]] - start[e] if late.size else np.nan)
         armed = steps >= setup.arm_after
         before = armed & ~faulted & ((start[episode] < 0) | (steps < start[episode]))
         after = armed & ~faulted & (start[episode] >= 0) & (steps > start[episode])

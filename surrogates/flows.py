@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
+
+from astrogym.envs.common.files import atomic_write_bytes
 
 FORMAT = "astrogym.surrogates.FlowDensityEstimator"
 VERSION = 1
@@ -282,17 +282,10 @@ class FlowDensityEstimator:
 
     def save(self, path: str | Path) -> Path:
         """Write the estimator to ``path`` atomically (a temporary file renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(self.state(), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        buffer = io.BytesIO()
+        torch.save(self.state(), buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "FlowDensityEstimator":

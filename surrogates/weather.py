@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from astrogym.envs.common.files import atomic_write_bytes
 from astrogym.envs.scheduling.sites import Site
 from astrogym.envs.scheduling.weather import WeatherTrack
 from astrogym.surrogates.flows import FlowDensityEstimator
@@ -71,7 +72,7 @@ class Records:
         lines = ["mjd,seeing_arcsec,cloud_state,night"] + [
             f"{m:.6f},{s:.4f},{int(c)},{int(n)}" for m, s, c, n in zip(self.mjd, self.seeing_arcsec,
                                                                        self.cloud_state, self.night)]
-        Path(path).write_text("\n".join(lines) + "\n")
+        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
 def records_from_arrays(mjd, seeing_arcsec, cloud_state, night=None, source: str = "records") -> Records:

@@ -193,15 +193,15 @@ def test_ao_features_see_a_stuck_actuator_and_faster_wind():
 def _alarm_rates(env_id, detector_file, policy_name, fault_kwargs, every, settle=0, **options):
     """Alarm rates of a shipped detector under a classical controller: before the fault (after ``settle``
     steps of lock acquisition) and from the fault's start to the end of the episode."""
-    from astrogym.agents.registry import PACKAGE_ROOT, PolicyContext, make_policy
+    from astrogym.agents.registry import PACKAGE_ROOT
+    from astrogym.experiments.evaluation import scenario_policy
     from astrogym.experiments.scenarios import get_scenario
     from astrogym.experiments.shield import play
 
     det = OODDetector.load(PACKAGE_ROOT / "agents" / "shipped" / detector_file)
     scenario = get_scenario(env_id, "power-seismic-range" if env_id == LOCK else "servo-lag-noise")
-    env = gym.make(env_id, **{**scenario.env_kwargs, **fault_kwargs})
-    policy = make_policy(policy_name, PolicyContext(env, lambda **o: gym.make(env_id, **{**scenario.env_kwargs, **o}),
-                                                    options=options))
+    env = scenario.make_tuning_env(**fault_kwargs)  # the normal scenario with this test's fault added
+    policy = scenario_policy(policy_name, scenario, env, options)
     obs, steps, faulted, _ = play(scenario, policy, env, [123], every)
     alarm = det.score(obs) < det.threshold
     start = steps[faulted].min()

@@ -194,10 +194,9 @@ def make_forecaster(name: str) -> Forecaster:
     ------
     ValueError: an unknown name (the message lists the allowed ones).
     """
-    import importlib
+    from astrogym.envs.common.imports import import_path
 
     if name not in FORECASTERS:
         raise ValueError(f"forecaster={name!r} is not a registered forecaster; allowed: {', '.join(FORECASTERS)} "
                          "or an object with forecast_night(weather, times_s, start_mjd, rng)")
-    module, _, attr = FORECASTERS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)()
+    return import_path(FORECASTERS[name])()
