@@ -21,6 +21,13 @@ class Algorithm:
     recurrent: bool = False  # carries an LSTM state between steps
     masked: bool = False  # takes ``action_masks`` in predict
     action_spaces: tuple[str, ...] = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
+    # Not an SB3 algorithm: ``astrogym train`` hands the run folder to this "module:function(run_dir, config,
+    # resume, progress, command)" instead of SB3's learn loop, and its policy files (``model{suffix}``,
+    # ``best_model{suffix}``) load with ``loader`` ("module:function(path, env)"). class_path then names the
+    # settings class whose constructor keywords are the hyperparameters.
+    trainer: str | None = None
+    loader: str | None = None
+    suffix: str = ".zip"
 
     def supports(self, space) -> bool:
         """Whether the algorithm takes this action space (SB3 asserts it deep inside the constructor)."""
@@ -38,6 +45,9 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("maskable_ppo", "sb3_contrib:MaskablePPO", off_policy=False, masked=True,
               action_spaces=("Discrete", "MultiDiscrete", "MultiBinary")),
     Algorithm("recurrent_ppo", "sb3_contrib:RecurrentPPO", off_policy=False, recurrent=True),
+    Algorithm("po4ao", "astrogym.agents.adaptive_optics.model_based:PO4AOSettings", off_policy=False,
+              action_spaces=("Box",), trainer="astrogym.experiments.model_based_ao:train_run",
+              loader="astrogym.agents.adaptive_optics.model_based:load_policy_file", suffix=".pt"),
 )}
 
 

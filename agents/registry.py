@@ -90,8 +90,28 @@ def policies_for(env_id: str, benchmark_only: bool = False) -> list[PolicySpec]:
     return [s for (name, e), s in _REGISTRY.items() if e == env_id and (s.in_benchmark or not benchmark_only)]
 
 
+# policy files other than SB3's (.zip or a run folder): suffix -> "module:function(path, env)"
+CHECKPOINT_LOADERS = {".pt": "astrogym.agents.adaptive_optics.model_based:load_policy_file"}
+
+
 def is_checkpoint_path(spec: str) -> bool:
-    return spec.endswith(".zip") or "/" in spec or Path(spec).is_dir()
+    return spec.endswith(".zip") or Path(spec).suffix in CHECKPOINT_LOADERS or "/" in spec or Path(spec).is_dir()
+
+
+def _own_format_run(spec: str):
+    """The algorithm of a run folder whose policy files are not SB3's, else None."""
+    config = Path(spec) / "config.yml"
+    if not config.is_file():
+        return None
+    import yaml
+
+    from astrogym.agents.algorithms import get_algorithm
+
+    try:
+        algo = get_algorithm((yaml.safe_load(config.read_text()) or {}).get("algo", ""))
+    except (ValueError, yaml.YAMLError, AttributeError):
+        return None  # TrainedPolicy.load reports what is wrong with the folder
+    return algo if algo.loader is not None else None
 
 
 def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) -> Any:
@@ -103,11 +123,16 @@ def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) ->
     entry = _REGISTRY.get((spec, env_id))
     if entry is None:
         if is_checkpoint_path(spec):
+            if Path(spec).suffix in CHECKPOINT_LOADERS:
+                return import_path(CHECKPOINT_LOADERS[Path(spec).suffix])(spec, context.env)
+            own = _own_format_run(spec)
+            if own is not None:  # a run folder of an algorithm with its own policy files (po4ao)
+                return import_path(own.loader)(Path(spec) / f"best_model{own.suffix}", context.env)
             from astrogym.agents.checkpoints import TrainedPolicy
 
             return TrainedPolicy.load(spec, env=context.env)
         allowed = ", ".join(s.name for s in policies_for(env_id))
-        raise ValueError(f"unknown policy {spec!r} for {env_id}; allowed: {allowed}, a .zip file or a run folder")
+        raise ValueError(f"unknown policy {spec!r} for {env_id}; allowed: {allowed}, a .zip or .pt file or a run folder")
     if entry.checkpoint is not None:
         from astrogym.agents.checkpoints import TrainedPolicy
 
@@ -214,6 +239,19 @@ def _optimum(ctx: PolicyContext):
     return OfflineOptimum(ctx.env, **{"time_limit_s": 30.0, **ctx.options})
 
 
+def _h2_identified(ctx: PolicyContext):
+    from astrogym.agents.interferometer.identified import identified_h2, identify, record
+
+    data = record(ctx.make_env, seed=ctx.tuning_seed, **ctx.options)
+    return identified_h2(ctx.env, identify(data, ctx.env.unwrapped.config))
+
+
+def _po4ao(ctx: PolicyContext):
+    from astrogym.agents.adaptive_optics.model_based import ModelBasedPolicy
+
+    return ModelBasedPolicy.load(PACKAGE_ROOT / "agents/shipped/po4ao.pt", ctx.env)
+
+
 def _shielded(detector: str) -> Callable[[PolicyContext], Any]:
     """A factory of the shielded policy a detector file describes (its metadata names the learned policy, the
     classical fallback and the hand-over options; ``python -m astrogym.experiments.shield fit`` writes it)."""
@@ -234,6 +272,9 @@ def _shielded(detector: str) -> Callable[[PolicyContext], Any]:
 _BUILTIN = (
     ("baseline", "_loop_shaping", LOCK_IDS, "loop-shaping linear controller (boosts, leads, elliptic low-passes)", True),
     ("h2", "_h2", LOCK_IDS, "frequency-weighted H2 (LQG) controller: penalises <3 Hz pitch and 10-30 Hz control", True),
+    ("h2-identified", "_h2_identified", LOCK_IDS,
+     "H2 synthesised on a plant identified from loop shaping's closed-loop data (training seed), not the truth",
+     True),
     ("baseline-bandcut", "_band_cut", LOCK_IDS,
      "ablation: loop shaping with its 6-50 Hz command cut (the temporal policy's band gain fixed at -1)", True),
     ("zero", "_zero", LOCK_IDS + AO_IDS, "open loop: always commands zero", True),
@@ -259,6 +300,9 @@ register_policy("cnn", checkpoint="agents/shipped/cnn.zip", env_ids=("astrogym/A
                 summary="fully convolutional PPO correction over the tuned integrator, trained on servo-lag-noise")
 register_policy("temporal", checkpoint="agents/shipped/temporal.zip", env_ids=LOCK_IDS,
                 summary="dilated causal conv PPO policy: state-dependent gain on loop shaping's 6-50 Hz command")
+register_policy("po4ao", f"{__name__}:_po4ao", env_ids=("astrogym/AdaptiveOpticsSmall-v0",),
+                summary="model-based (PO4AO-style): CNN correction over the integrator trained through a learned "
+                        "ensemble, 10k real frames of servo-lag-noise (agents/shipped/po4ao.pt)")
 # Shields (agents/shipped/NAME.shield.pt: a flow fitted on normal operation, `python -m astrogym.experiments.shield`)
 register_policy("temporal-shielded", _shielded("agents/shipped/temporal.shield.pt"), env_ids=LOCK_IDS,
                 summary="temporal, handing control to h2 while a flow flags the state out of distribution")

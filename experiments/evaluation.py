@@ -156,6 +156,8 @@ def evaluate(env_id: str, scenario: Scenario, policies: list[str], episodes: int
 
     for name in policies:
         label = Path(name).name if is_checkpoint_path(name) else name  # a run folder or .zip: its own name
+        if label in result.episodes:  # two runs' policy_5000.pt: name them by their folder too
+            label = "/".join(Path(name).parts[-2:])
         env = scenario.make_env()
         t0 = time.perf_counter()
         policy = scenario_policy(name, scenario, env, options.get(name, {}))

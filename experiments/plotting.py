@@ -19,6 +19,21 @@ from astrogym.experiments.registry import get_domain
 from astrogym.experiments.training import EVALUATIONS, read_run_config
 
 
+def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as a PNG atomically (a reader never sees half an image) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from astrogym.envs.common.files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
 def _reference(config: dict, metric_key: str | None) -> dict[str, float]:
     """The domain's reference policy on a run's validation seeds: mean return and mean metric."""
     import gymnasium as gym

@@ -1,7 +1,8 @@
 """Ship a trained run as a named policy inside the package: ``agents/shipped/NAME.*`` plus its provenance.
 
 ``python -m astrogym.experiments.shipping RUN_DIR NAME`` copies the run's selected model (its
-``best_model.zip``, chosen on validation seeds, never on evaluation seeds) with its companions
+``best_model.zip``, chosen on validation seeds, never on evaluation seeds; for an algorithm with its
+own policy files, ``best_model{suffix}``, e.g. PO4AO's ``.pt``) with its companions
 (VecNormalize statistics, the residual spec) to ``agents/shipped/NAME.zip`` etc., and writes
 ``NAME.yml``: the exact ``astrogym train`` command, seed, algorithm, env, scenario, steps, wall
 time, training steps/s, library versions and the git commit. The registry then loads it by name
@@ -19,6 +20,7 @@ import yaml
 
 from astrogym.agents.checkpoints import (BEST_MODEL, VECNORMALIZE_SUFFIX, atomic_write_bytes, companion,
                                          resolve_model_file)
+from astrogym.agents.algorithms import get_algorithm
 from astrogym.agents.registry import PACKAGE_ROOT
 from astrogym.agents.residual import RESIDUAL_SUFFIX
 from astrogym.experiments.training import read_run_config
@@ -57,10 +59,16 @@ def ship(run_dir: str | Path, name: str, *, also_trained: list[str | Path] = (),
     status = yaml.safe_load((run_dir / "status.yml").read_text()) or {}
     if status.get("state") != "finished":
         raise ValueError(f"{run_dir}: the run is {status.get('state')!r}, not finished")
-    model = resolve_model_file(run_dir)
+    algorithm = get_algorithm(config["algo"])
     SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
-    target = SHIPPED_DIR / f"{name}.zip"
-    for suffix in (VECNORMALIZE_SUFFIX, RESIDUAL_SUFFIX):
+    if algorithm.loader is not None:  # its own policy file (po4ao): best_model.pt, no SB3 companions
+        model = run_dir / f"best_model{algorithm.suffix}"
+        if not model.is_file():
+            raise ValueError(f"{run_dir}: no {model.name}")
+    else:
+        model = resolve_model_file(run_dir)
+    target = SHIPPED_DIR / f"{name}{algorithm.suffix}"
+    for suffix in (VECNORMALIZE_SUFFIX, RESIDUAL_SUFFIX) if algorithm.loader is None else ():
         src, dst = companion(model, suffix), companion(target, suffix)
         if src.is_file():
             shutil.copyfile(src, dst)
@@ -78,7 +86,9 @@ def ship(run_dir: str | Path, name: str, *, also_trained: list[str | Path] = (),
         "resumed": commands[1:],
         "model": model.name + (" (best on validation seeds "
                                f"{config['validation_seeds'][0]}-{config['validation_seeds'][-1]}, at step "
-                               f"{status.get('best_at')})" if model.name == BEST_MODEL else ""),
+                               f"{status.get('best_at')})" if model.name == BEST_MODEL else
+                               " (the last policy accepted on its own real training episodes; no seed-based "
+                               "selection)" if algorithm.loader is not None else ""),
         "total_timesteps": config["total_timesteps"],
         "training_steps_per_s": status.get("training_sps"),
         "wall_time_s": status.get("wall_time_s") or _tensorboard_wall_time(run_dir),

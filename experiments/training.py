@@ -48,6 +48,7 @@ from astrogym.experiments.hyperparams import yaml_problem
 from astrogym.experiments.evaluation import mean_ci, run_episode
 from astrogym.experiments.registry import Domain, get_domain
 from astrogym.experiments.scenarios import Scenario, get_scenario
+from astrogym.envs.common.imports import import_path
 
 STATUS = "status.yml"
 EVALUATIONS = "evaluations.npz"
@@ -436,6 +437,10 @@ def run(run_dir: str | Path, resume: bool = False, progress: bool = True, comman
     if resume and command:
         with open(run_dir / "command.txt", "a") as f:
             f.write(command + "\n")
+    if algorithm.trainer is not None:  # a model-based algorithm with its own loop (agents/algorithms.py)
+        torch.set_num_threads(int(entry.get("torch_threads", 1)))
+        import_path(algorithm.trainer)(run_dir, config, resume=resume, progress=progress)
+        return run_dir
     torch.set_num_threads(int(entry.get("torch_threads", 1)))
     checkpoint, model = latest_checkpoint(run_dir, algorithm.name, config["device"]) if resume else (None, None)
     stats = companion(checkpoint, VECNORMALIZE_SUFFIX) if checkpoint else None

@@ -19,7 +19,6 @@ autoregressive flow) behind ``fit`` / ``log_prob`` / ``sample`` / ``save`` / ``l
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from astrogym.envs.common.files import atomic_write_bytes
+from astrogym.surrogates.files import load_state, save_state
 
 FORMAT = "astrogym.surrogates.FlowDensityEstimator"
 VERSION = 1
@@ -282,10 +281,7 @@ class FlowDensityEstimator:
 
     def save(self, path: str | Path) -> Path:
         """Write the estimator to ``path`` atomically (a temporary file renamed into place)."""
-        buffer = io.BytesIO()
-        torch.save(self.state(), buffer)
-        atomic_write_bytes(path, buffer.getvalue())
-        return Path(path)
+        return save_state(path, self.state())
 
     @classmethod
     def load(cls, path: str | Path) -> "FlowDensityEstimator":
@@ -297,18 +293,7 @@ class FlowDensityEstimator:
         ValueError: the file is corrupt, not an astrogym flow, or from a newer format version.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"flow file {str(path)!r} does not exist")
-        try:
-            state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors all mean "not readable"
-            raise ValueError(f"{path}: not a readable flow file ({type(exc).__name__}: {exc})") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an astrogym flow density estimator (format tag missing or "
-                             f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r})")
-        if int(state.get("version", -1)) > VERSION or int(state.get("version", -1)) < 1:
-            raise ValueError(f"{path}: flow format version {state.get('version')} is not supported (this astrogym "
-                             f"reads 1-{VERSION})")
+        state = load_state(path, FORMAT, VERSION, "flow density estimator")
         try:
             est = cls(FlowSpec.from_dict(state["spec"]))
             est.flow.load_state_dict(state["weights"])

@@ -67,7 +67,7 @@ def test_save_load_round_trip_and_clear_errors(tmp_path):
     assert back.spec == est.spec and not list(tmp_path.glob("*.tmp"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ValueError, match="not a readable flow file"):
+    with pytest.raises(ValueError, match="not a readable flow density estimator file"):
         FlowDensityEstimator.load(bad)
     torch.save({"format": "someone-else", "weights": {}}, bad)
     with pytest.raises(ValueError, match="not an astrogym flow density estimator"):

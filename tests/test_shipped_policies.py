@@ -25,7 +25,7 @@ def _record(path: Path) -> dict:
 
 
 def test_policies_are_shipped():
-    assert {_record(p)["policy"] for p in SHIPPED} >= {"cnn", "temporal", "gnn"}
+    assert {_record(p)["policy"] for p in SHIPPED} >= {"cnn", "temporal", "gnn", "po4ao"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -33,7 +33,9 @@ def test_shipped_policy_records_its_training_command(path):
     record = _record(path)
     assert record["command"].startswith(f"astrogym train {record['env_id']}")
     assert f"--seed {record['seed']}" in record["command"]
-    assert (path.parent / f"{path.stem}.zip").is_file()
+    from astrogym.agents.algorithms import get_algorithm
+
+    assert (path.parent / f"{path.stem}{get_algorithm(record.get('algo', record.get('algorithm'))).suffix}").is_file()
     size = sum(f.stat().st_size for f in path.parent.glob(f"{path.stem}.*"))  # the model and its companions
     assert size < 3 * 2**20, f"{path.stem} ships {size / 2**20:.1f} MB"
     assert record["policy"] in {s.name for s in policies_for(record["env_id"], benchmark_only=True)}

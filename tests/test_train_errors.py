@@ -50,7 +50,7 @@ CASES = [
     (["train", "--resume", "{ws}/notarun"], "not a run folder (no config.yml)"),
     (["train", "--resume", "{ws}/nothere"], "no such folder"),
     (["evaluate", LOCK, "--policy", "nope"], "unknown policy 'nope' for astrogym/InterferometerLock-v0; allowed: "
-                                             "baseline, h2, baseline-bandcut, zero, temporal"),
+                                             "baseline, h2, h2-identified, baseline-bandcut, zero, temporal"),
     (["evaluate", LOCK, "--policy", "{ws}/truncated.zip"], "truncated.zip': not a stable-baselines3 model (not a zip archive"),
     (["evaluate", LOCK, "--policy", "{ws}/foreign.zip"], "foreign.zip': not a loadable stable-baselines3"),
     (["evaluate", LOCK, "--policy", "{ws}/nothere.zip"], "no such file or run folder"),

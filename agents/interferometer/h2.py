@@ -186,6 +186,8 @@ class H2Controller(LinearLockController):
     config: the env's :class:`InterferometerConfig` (or an env, whose config is used). The
         design uses its nominal ``arm_power_w`` (and ``unstable_pole_hz``), not the ranges.
     design: the weights; defaults to the design for ``config.mode``.
+    stiffness, actuator_gain: synthesise for this optical stiffness (N m/rad) and this actuator gain
+        instead of the config's (an identified plant: :mod:`astrogym.agents.interferometer.identified`).
 
     Attributes
     ----------
@@ -195,7 +197,8 @@ class H2Controller(LinearLockController):
         the loop-shaping sign convention: torque = -controller * reading.
     """
 
-    def __init__(self, config, design: H2Design | None = None):
+    def __init__(self, config, design: H2Design | None = None, stiffness: float | None = None,
+                 actuator_gain: float = 1.0):
         if hasattr(config, "unwrapped") and hasattr(config.unwrapped, "config"):
             config = config.unwrapped.config
         if not isinstance(config, InterferometerConfig):
@@ -211,6 +214,11 @@ class H2Controller(LinearLockController):
             design = DEFAULT_DESIGNS[config.mode]
         self.design = design
         design.validate(config.sample_rate_hz)
+        if stiffness is not None and not np.isfinite(stiffness):
+            raise ValueError(f"stiffness={stiffness!r}; allowed a finite number (N m/rad)")
+        if not (np.isfinite(actuator_gain) and actuator_gain > 0.0):
+            raise ValueError(f"actuator_gain={actuator_gain!r}; allowed a finite number > 0")
+        self.stiffness, self.actuator_gain = stiffness, float(actuator_gain)
         # Estimator in filtered form, so the prediction can use the torque actually applied.
         self._aa, self._ba, self._kk, self._mm = self._synthesise(config, design)
         imc = np.eye(self._aa.shape[0]) - self._mm @ self._synth_c
@@ -225,7 +233,9 @@ class H2Controller(LinearLockController):
 
     def _synthesise(self, config: InterferometerConfig, design: H2Design):
         fs = config.sample_rate_hz
-        k = mode_stiffness(config.mode, config.suspension, config.arm_power_w, config.unstable_pole_hz)
+        k = self.stiffness
+        if k is None:
+            k = mode_stiffness(config.mode, config.suspension, config.arm_power_w, config.unstable_pole_hz)
         loop = build_discrete_loop(config.suspension, k, config.seismic_coupling, fs)
         # Units: pitch in obs_pitch_scale_rad, torque in torque_limit_nm (the action), and
         # states scaled to unit open-loop variance where they have one (the seismic states
@@ -234,7 +244,7 @@ class H2Controller(LinearLockController):
         t = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / config.obs_pitch_scale_rad
         t[t == 0.0] = 1.0
         a = loop.ad / t[:, None] * t[None, :]
-        bu = loop.bd[:, :1] * config.torque_limit_nm / t[:, None]
+        bu = loop.bd[:, :1] * config.torque_limit_nm * self.actuator_gain / t[:, None]
         bw = loop.bd[:, 1:2] * design.seismic_scale / t[:, None]
         cy = (loop.c * t / config.obs_pitch_scale_rad)[None, :]
         n = a.shape[0]
