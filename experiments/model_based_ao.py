@@ -158,7 +158,7 @@ def report(runs: list[Path], out: Path, episodes: int | None = None, progress: b
 
     def fmt(pair, f):
         m, h = pair
-        return f.format(m) + ("" if not np.isfinite(h) else " +- " + f.format(h))
+        return f.format(m) + ("" if not np.isfinite(h) else " +- " + f.replace("+", "").format(h))
 
     for name, entry in table.items():
         frames = "-" if entry["frames"] is None else f"{entry['frames']:,}"
