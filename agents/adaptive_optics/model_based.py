@@ -138,7 +138,8 @@ class ModelBasedPolicy(Policy):
         ------
         FileNotFoundError: no such file.
         ValueError: the file is corrupt, not a model-based AO policy, from a newer version, or made for
-            another history length or actuator grid than ``env``'s.
+            another history length or actuator grid size than ``env``'s (the pupil may differ: the
+            correction is masked to ``env``'s controlled actuators).
         """
         path = Path(path)
         state = load_state(path, FORMAT, VERSION, "model-based AO policy")
@@ -148,8 +149,8 @@ class ModelBasedPolicy(Policy):
             if int(state["history"]) != cfg.history or tuple(state["grid"]) != controlled.shape:
                 raise ValueError(f"{path}: made for history={state['history']} on a {tuple(state['grid'])} actuator "
                                  f"grid; this env has history={cfg.history} on {controlled.shape}")
-            if not np.array_equal(np.asarray(state["controlled"], dtype=bool), controlled):
-                raise ValueError(f"{path}: made for another pupil (its controlled actuators differ from this env's)")
+            # the network is convolutional: another pupil on the same grid (another WFS model lights other
+            # subapertures) only changes which actuators the correction drives, which is this env's mask
             policy = cls(env, controlled, gain=float(state["gain"]), leak=float(state["leak"]),
                          residual_scale=float(state["residual_scale"]), channels=tuple(state["channels"]))
             policy.net.load_state_dict(state["weights"])
