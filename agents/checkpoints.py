@@ -85,7 +85,7 @@ def load_vecnormalize(path: str | Path) -> Any:
     return stats
 
 
-def _run_algorithm(model_path: Path) -> Algorithm | None:
+def run_algorithm(model_path: Path) -> Algorithm | None:
     """The algorithm named by the run folder's config.yml (the model's folder or the one above)."""
     import yaml
 
@@ -137,7 +137,7 @@ def load_model(path: str | Path, algo: str | None = None, env: Any = None, devic
         raise ValueError(f"checkpoint {str(p)!r}: not a stable-baselines3 model (not a zip archive; truncated or "
                          "foreign file)")
     try:
-        algorithm = get_algorithm(algo) if algo else (_run_algorithm(p) or _saved_algorithm(p))
+        algorithm = get_algorithm(algo) if algo else (run_algorithm(p) or _saved_algorithm(p))
         model = algorithm.load_class().load(p, env=env, device=device, custom_objects=custom_objects,
                                             print_system_info=False)
     except ValueError as exc:

@@ -100,18 +100,12 @@ def is_checkpoint_path(spec: str) -> bool:
 
 def _own_format_run(spec: str):
     """The algorithm of a run folder whose policy files are not SB3's, else None."""
-    config = Path(spec) / "config.yml"
-    if not config.is_file():
+    from astrogym.agents.checkpoints import RUN_CONFIG, run_algorithm
+
+    if not (Path(spec) / RUN_CONFIG).is_file():
         return None
-    import yaml
-
-    from astrogym.agents.algorithms import get_algorithm
-
-    try:
-        algo = get_algorithm((yaml.safe_load(config.read_text()) or {}).get("algo", ""))
-    except (ValueError, yaml.YAMLError, AttributeError):
-        return None  # TrainedPolicy.load reports what is wrong with the folder
-    return algo if algo.loader is not None else None
+    algo = run_algorithm(Path(spec) / RUN_CONFIG)  # reads the folder's config.yml; None if unreadable
+    return algo if algo is not None and algo.loader is not None else None
 
 
 def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) -> Any:

@@ -18,7 +18,7 @@ fought (the output disturbance ``y - P u``), which sets the noise model a contro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -117,7 +117,6 @@ class ParametricFit:
     rms_log_error: float
     success: bool
     message: str
-    history: list = field(default_factory=list)
 
 
 def fit_parametric(model: Callable[[dict, np.ndarray], np.ndarray], initial: dict, estimate: FrequencyResponse,
@@ -143,9 +142,8 @@ def fit_parametric(model: Callable[[dict, np.ndarray], np.ndarray], initial: dic
         return {n: (float(np.exp(v)) if n in log_params else float(v)) for n, v in zip(names, x)}
 
     def residual(x):
-        ratio = model(unpack(x), estimate.f_hz) / estimate.response
-        logr = np.log(ratio.astype(complex))
-        logr = logr.real + 1j * np.angle(ratio)  # principal phase, no wrapping across frequencies
+        # log|ratio| + i angle(ratio), the principal phase: no unwrapping across frequencies
+        logr = np.log((model(unpack(x), estimate.f_hz) / estimate.response).astype(complex))
         return np.concatenate([w * logr.real, w * logr.imag])
 
     x0 = np.array([np.log(initial[n]) if n in log_params else initial[n] for n in names], dtype=float)

@@ -124,7 +124,7 @@ class ModelBasedPolicy(Policy):
     def save(self, path: str | Path) -> Path:
         """Write the policy atomically (weights, integrator, standardisation, env shape, metadata)."""
         state = {"format": FORMAT, "version": VERSION, "history": self.config.history,
-                 "grid": list(self.controlled.shape), "controlled": self.controlled.astype(np.int8).tolist(),
+                 "grid": list(self.controlled.shape),
                  "gain": self._int_gain, "leak": self.integrator.leak, "residual_scale": self.residual_scale,
                  "channels": list(self.channels), "obs_mean": self.obs_mean, "obs_std": self.obs_std,
                  "weights": self.net.state_dict(), "metadata": self.metadata}

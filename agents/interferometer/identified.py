@@ -34,7 +34,8 @@ import scipy.signal
 from astrogym.agents.interferometer.h2 import DEFAULT_DESIGNS, H2Controller
 from astrogym.agents.interferometer.loop_shaping import LoopShapingController
 from astrogym.envs.interferometer.config import InterferometerConfig
-from astrogym.envs.interferometer.plant import build_discrete_loop, discrete_plant_response, mode_stiffness
+from astrogym.envs.interferometer.plant import (build_discrete_loop, discrete_plant_response, discrete_response,
+                                                 mode_stiffness)
 from astrogym.surrogates.system_id import (FrequencyResponse, disturbance_spectrum, fit_parametric,
                                            frequency_response)
 from astrogym.surrogates.transitions import ExplorationNoise, Transitions, collect
@@ -127,9 +128,8 @@ def identify(data: Transitions, config: InterferometerConfig, nperseg: int = 819
         return out[1:, 0]
 
     f, s_d = disturbance_spectrum(u, y, simulate, fs, nperseg=nperseg, episode=data.episode, skip=int(20 * fs))
-    z = np.exp(2j * np.pi * f / fs)
-    seis = np.array([loop.c @ np.linalg.solve(zi * np.eye(loop.ad.shape[0]) - loop.ad, loop.bd[:, 1]) for zi in z])
-    seis_psd = np.abs(z * seis) ** 2 * 2.0 / fs / cfg.obs_pitch_scale_rad**2  # per-sample unit drive -> one-sided PSD
+    seis = discrete_response(loop.ad, loop.bd[:, 1], loop.c, fs, f)  # ground drive -> pitch (|z| = 1: no shift)
+    seis_psd = np.abs(seis) ** 2 * 2.0 / fs / cfg.obs_pitch_scale_rad**2  # per-sample unit drive -> one-sided PSD
     # seismic below 2 Hz, sensing noise above 10 Hz: near the optical resonance (2-4 Hz, Q ~ 100) a small
     # plant error leaves y - P u dominated by the error, not by the disturbance
     band = ((f > 0.05) & (f < 2.0)) | ((f > 10.0) & (f < fs / 2.0 * 0.9))

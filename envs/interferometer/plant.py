@@ -257,12 +257,16 @@ def mode_frequencies_hz(loop: DiscreteLoop, sample_rate_hz: float) -> np.ndarray
     return np.sort(np.abs(s)) / (2.0 * np.pi)
 
 
+def discrete_response(a: np.ndarray, b: np.ndarray, c: np.ndarray, sample_rate_hz: float, f_hz) -> np.ndarray:
+    """``c (zI - A)^-1 b`` of a single-input, single-output discrete system at ``z = exp(2 pi i f / fs)``."""
+    z = np.exp(2j * np.pi * np.atleast_1d(np.asarray(f_hz, dtype=float)) / sample_rate_hz)
+    eye = np.eye(a.shape[0])
+    return np.array([c @ np.linalg.solve(zi * eye - a, b) for zi in z])
+
+
 def discrete_plant_response(suspension: str, stiffness: float, sample_rate_hz: float, f_hz) -> np.ndarray:
-    """Torque (N m) to pitch (rad) of the zero-order-hold discrete plant at ``f_hz``: ``c (zI - A)^-1 b``,
-    ``z = exp(2 pi i f / fs)``, as the env steps it (the sample the action acts over, then the reading)."""
+    """Torque (N m) to pitch (rad) of the zero-order-hold discrete plant at ``f_hz``, as the env steps it
+    (the sample the action acts over, then the reading)."""
     loop = build_discrete_loop(suspension, stiffness, 0.0, sample_rate_hz)
     n = loop.n_plant
-    a, b, c = loop.ad[:n, :n], loop.bd[:n, 0], loop.c[:n]
-    z = np.exp(2j * np.pi * np.asarray(f_hz, dtype=float) / sample_rate_hz)
-    eye = np.eye(n)
-    return np.array([c @ np.linalg.solve(zi * eye - a, b) for zi in np.atleast_1d(z)])
+    return discrete_response(loop.ad[:n, :n], loop.bd[:n, 0], loop.c[:n], sample_rate_hz, f_hz)
