@@ -19,28 +19,34 @@ class EnvSpec:
     entry_point: str
     summary: str
     kwargs: dict = field(default_factory=dict)
+    # the native vector env (``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``)
+    vector_entry_point: str | None = None
 
 
 ENV_SPECS: tuple[EnvSpec, ...] = (
     EnvSpec(
         id="astrogym/AdaptiveOptics-v0",
         entry_point="astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv",
+        vector_entry_point="astrogym.envs.adaptive_optics.vector:AdaptiveOpticsVectorEnv",
         summary="single-conjugate AO: 8 m, 40x40 Shack-Hartmann, 41x41 DM, frozen-flow von Karman layers",
     ),
     EnvSpec(
         id="astrogym/AdaptiveOpticsSmall-v0",
         entry_point="astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv",
+        vector_entry_point="astrogym.envs.adaptive_optics.vector:AdaptiveOpticsVectorEnv",
         summary="the fast AO preset: 8 m, 20x20 Shack-Hartmann, 21x21 DM",
         kwargs={"n_subapertures": 20},
     ),
     EnvSpec(
         id="astrogym/TelescopeScheduling-v0",
         entry_point="astrogym.envs.scheduling.env:TelescopeSchedulingEnv",
+        vector_entry_point="astrogym.envs.scheduling.vector:TelescopeSchedulingVectorEnv",
         summary="one telescope (MOST at Muztagh-ata), one night, 100 targets as a graph: pick the next target",
     ),
     EnvSpec(
         id="astrogym/InterferometerLock-v0",
         entry_point="astrogym.envs.interferometer.env:InterferometerLockEnv",
+        vector_entry_point="astrogym.envs.interferometer.vector:InterferometerLockVectorEnv",
         summary="LIGO-style angular control of a radiation-pressure-coupled arm-cavity pitch mode",
     ),
 )
@@ -62,4 +68,5 @@ def register_envs() -> None:
             continue
         # Episodes are truncated by the env itself (its config sets the length), so no
         # TimeLimit wrapper sits in the hot path.
-        gym.register(id=spec.id, entry_point=spec.entry_point, kwargs=dict(spec.kwargs))
+        gym.register(id=spec.id, entry_point=spec.entry_point, vector_entry_point=spec.vector_entry_point,
+                     kwargs=dict(spec.kwargs))

@@ -7,7 +7,9 @@ file does not name) to an entry::
       n_timesteps: 200000         # total environment steps
       policy: MlpPolicy           # or a class path "package.module:Class"
       n_envs: 2                   # SubprocVecEnv above 1 ...
-      vec_env: dummy              # ... or all in this process (fast envs: one batched policy call, no IPC)
+      vec_env: dummy              # ... or all in this process (fast envs: one batched policy call, no IPC),
+                                  # or native: the env's own vector env, one compiled call for all copies
+                                  # (astrogym.agents.vec_env; what --vectorised sets)
       normalize: {norm_obs: true, norm_reward: true}   # VecNormalize kwargs, or true/false
       policy_kwargs: {net_arch: [64, 64], activation_fn: torch.nn.Tanh}
       env_kwargs: {}              # over the scenario's
@@ -38,7 +40,7 @@ from astrogym.envs.common.imports import import_path
 RUN_KEYS = {"n_timesteps": int, "policy": str, "n_envs": int, "normalize": (bool, dict), "policy_kwargs": dict,
             "env_kwargs": dict, "eval_freq": int, "eval_episodes": int, "checkpoint_freq": int, "torch_threads": int,
             "residual": dict, "vec_env": str}
-VEC_ENVS = ("subproc", "dummy")
+VEC_ENVS = ("subproc", "dummy", "native")
 # Constructor keywords that the training layer sets itself.
 _MANAGED = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model", "policy_kwargs"}
 _SCHEDULABLE = {"learning_rate", "clip_range", "clip_range_vf"}

@@ -103,18 +103,28 @@ def make_training_env(env_id: str, env_kwargs: dict, n_envs: int, seed: int, nor
 
     With ``residual`` (a :class:`~astrogym.agents.residual.ResidualSpec` dict with frozen options)
     each env runs its base controller and the learner's action is the bounded correction.
-    ``vec_env="dummy"`` keeps all envs in this process (for envs far faster than the policy).
+    ``vec_env="dummy"`` keeps all envs in this process (for envs far faster than the policy);
+    ``vec_env="native"`` steps them in the env's own vector env (:mod:`astrogym.agents.vec_env`, one
+    compiled call for all copies; the same episodes as ``dummy``), under SB3's ``VecMonitor``.
     """
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
 
-    subproc = n_envs > 1 and (vec_env or "subproc") == "subproc"
-    if subproc:
-        warm_kernels(env_id, env_kwargs)
-    venv = make_vec_env(functools.partial(_make_single, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
-                        vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
-                        wrapper_class=ResidualActionWrapper if residual else None,
-                        wrapper_kwargs={"spec": residual} if residual else None)
+    if vec_env == "native":
+        from astrogym.agents.vec_env import make_native_vec_env
+
+        if residual:
+            raise ValueError("residual: the native vector env has no per-copy base controller; train a residual "
+                             "policy without --vectorised (vec_env subproc or dummy)")
+        venv = VecMonitor(make_native_vec_env(env_id, n_envs, seed, env_kwargs))
+    else:
+        subproc = n_envs > 1 and (vec_env or "subproc") == "subproc"
+        if subproc:
+            warm_kernels(env_id, env_kwargs)
+        venv = make_vec_env(functools.partial(_make_single, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
+                            vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
+                            wrapper_class=ResidualActionWrapper if residual else None,
+                            wrapper_kwargs={"spec": residual} if residual else None)
     if stats_file is not None and stats_file.is_file():
         venv = VecNormalize.load(str(stats_file), venv)
         venv.training = True
@@ -367,12 +377,27 @@ def new_model(algorithm: Algorithm, entry: dict, venv, seed: int, device: str = 
 def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None = None, timesteps: int | None = None,
                 seed: int = 0, n_envs: int | None = None, run_dir: str | None = None, runs_root: str = "runs",
                 eval_freq: int | None = None, eval_episodes: int | None = None, checkpoint_freq: int | None = None,
-                device: str = "cpu", hp: list[str] = (), scenario: str = "default", command: str = "") -> Path:
-    """Validate everything and write a new run folder's ``config.yml``; nothing is written on an error."""
+                device: str = "cpu", hp: list[str] = (), scenario: str = "default", command: str = "",
+                vectorised: bool = False) -> Path:
+    """Validate everything and write a new run folder's ``config.yml``; nothing is written on an error.
+
+    ``vectorised``: step the training envs in the env's native vector env (``vec_env: native``).
+    """
     domain = get_domain(env_id)
     algorithm = get_algorithm(algo or domain.default_algo)
     scen = get_scenario(env_id, scenario)
     entry = hyperparams.resolve(env_id, algorithm, config_file, list(hp))
+    if vectorised:
+        if gym.spec(env_id).vector_entry_point is None:
+            raise ValueError(f"--vectorised: {env_id} has no native vector env; allowed for "
+                             f"{', '.join(i for i in gym.registry if i.startswith('astrogym/') and gym.spec(i).vector_entry_point)}")
+        if algorithm.trainer is not None:
+            raise ValueError(f"--vectorised: {algorithm.name} runs its own loop on single envs; allowed with the "
+                             "stable-baselines3 algorithms")
+        entry["vec_env"] = "native"
+    if entry.get("vec_env") == "native" and entry.get("residual") is not None:
+        raise ValueError("--vectorised (vec_env: native) cannot run a residual policy (the base controller acts "
+                         "per single env); drop one of them")
     n_envs = int(n_envs or entry["n_envs"])
     if n_envs < 1:
         raise ValueError(f"--n-envs {n_envs}; allowed >= 1")

@@ -4,7 +4,7 @@ bookkeeping (fused so that a frame makes few Python-level calls and no allocatio
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -235,7 +235,7 @@ def _sincos(x):
     return s_, c_
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath={"nnan", "ninf", "nsz", "arcp", "afn"})
 def sh_diffractive_slopes(phase, to_wfs, pupil, valid, p, wr, wi, photons, read_noise, noise, out):
     """Diffractive Shack-Hartmann: each valid lenslet's spot ``|DFT(pupil exp(i phase))|^2`` and its centroid.
 
@@ -487,3 +487,126 @@ def subtract_dm_and_variance(phase, gt, col_lo, col_hi, command, tmp, pupil):
             for c in range(np.uint64(col_lo[j]), np.uint64(col_hi[j])):  # unsigned: no wraparound check
                 phase[r, c] -= t * gt[j, c]
     return masked_variance(phase, pupil)
+
+
+# -- the native vector env's frame: every copy in one call (envs/adaptive_optics/vector.py) --------------------
+LAYOUT_GRID, LAYOUT_FLAT, LAYOUT_MODAL = 0, 1, 2
+WFS_GEOMETRIC, WFS_DIFFRACTIVE = 0, 1
+
+
+@njit(cache=True)
+def check_batch_actions(actions, clip_out_of_range):
+    """``(status, copy, peak)`` of the first copy whose action row an ``apply_*`` kernel would refuse
+    (status as :func:`_range_status`); ``(0, -1, 0.0)`` when every row is fine."""
+    for i in range(actions.shape[0]):
+        status, peak = _range_status(actions[i], clip_out_of_range)
+        if status:
+            return status, i, peak
+    return 0, -1, 0.0
+
+
+@njit(cache=True)
+def _ao_frame_copy(i, actions, layout_kind, controlled_f, index, modes_t, clipped, increment, scale, stroke, clip,
+                   command, queue, buffers, heads, offsets, a_ops, b_ops, z_rows, z_cols, noise, noise_start,
+                   noise_count, xs, ys, aligned, residual, gt, dm_lo, dm_hi, gc, pupil, science_scale2, wfs_kind,
+                   valid, p, to_wfs, photons, read_noise, sigma, slope_noise, spot_noise, wr, wi, slopes, slopes32,
+                   dt_indptr, dt_indices, dt_data, gram_packed, recon_tmp, recon, obs, history, inv_action_scale,
+                   measurement_clip, active, variance):
+    n_layers = heads.shape[1]
+    n_pix = residual.shape[1]
+    h = history
+    a = actions[i]
+    if layout_kind == LAYOUT_GRID:
+        apply_action(a, command[i], controlled_f, scale, stroke, clip)
+    elif layout_kind == LAYOUT_FLAT:
+        apply_flat_action(a, command[i], index, scale, stroke, clip)
+    else:
+        apply_modal_action(a, modes_t, command[i], index, scale, stroke, clip, clipped[i], increment[i])
+    q = queue[i]
+    for k in range(q.shape[0] - 1):
+        q[k] = q[k + 1]
+    q[q.shape[0] - 1] = command[i]
+    for lay in range(n_layers):
+        j = i * n_layers + lay
+        if noise_count[i, lay] > 0:
+            start = noise_start[i, lay]
+            heads[i, lay] = extrude_columns(buffers[j], heads[i, lay], a_ops[j], b_ops[j], z_rows[j], z_cols[j],
+                                            noise[start:start + noise_count[i, lay]])
+        if aligned[j]:
+            sample_ring_grid(buffers[j], heads[i, lay], offsets[i, lay], xs[j][0], ys[j][0], n_pix, residual[i],
+                             lay > 0)
+        else:
+            sample_ring(buffers[j], heads[i, lay], offsets[i, lay], xs[j], ys[j], residual[i].reshape(-1),
+                        lay > 0)
+    variance[i] = subtract_dm_and_variance(residual[i], gt, dm_lo, dm_hi, q[0], gc[i], pupil) * science_scale2
+    s = slopes[i]
+    if wfs_kind == WFS_GEOMETRIC:
+        sh_geometric_slopes(residual[i], pupil, valid, p, s)
+        if photons > 0.0:
+            for k in range(s.shape[0]):
+                s[k] += sigma * slope_noise[i, k]
+    else:
+        sh_diffractive_slopes(residual[i], to_wfs, pupil, valid, p, wr, wi, photons, read_noise, spot_noise[i], s)
+        for k in range(s.shape[0]):
+            s[k] /= to_wfs
+    s32 = slopes32[i]
+    for k in range(s.shape[0]):
+        s32[k] = s[k]
+    reconstruct(dt_indptr, dt_indices, dt_data, gram_packed, s32, recon_tmp[i], recon[i])
+    o = obs[i]
+    for k in range(h - 1, 0, -1):  # the history moves one frame back, newest first
+        o[k] = o[k - 1]
+    for k in range(2 * h - 1, h, -1):
+        o[k] = o[k - 1]
+    scatter_scaled(recon[i], index, inv_action_scale, measurement_clip, o[0].reshape(-1))
+    c = command[i]
+    for r in range(c.shape[0]):
+        for col in range(c.shape[1]):
+            o[h, r, col] = c[r, col] / stroke
+
+
+@njit(cache=True)
+def ao_frame_batch(actions, layout_kind, controlled_f, index, modes_t, clipped, increment, scale, stroke, clip,
+                   command, queue, buffers, heads, offsets, a_ops, b_ops, z_rows, z_cols, noise, noise_start,
+                   noise_count, xs, ys, aligned, residual, gt, dm_lo, dm_hi, gc, pupil, science_scale2, wfs_kind,
+                   valid, p, to_wfs, photons, read_noise, sigma, slope_noise, spot_noise, wr, wi, slopes, slopes32,
+                   dt_indptr, dt_indices, dt_data, gram_packed, recon_tmp, recon, obs, history, inv_action_scale,
+                   measurement_clip, active, variance):
+    """One loop frame of every copy ``i`` with ``active[i]``, one after the other (the others are left as they
+    are), with the single env's kernels in the single env's order.
+
+    Per copy: apply ``actions[i]`` (flattened, checked beforehand with :func:`check_batch_actions`) by
+    ``layout_kind``; push the command into the delay ``queue``; extrude ``noise_count[i, l]`` columns of
+    layer ``l`` (``buffers[i * L + l]``, rows ``noise_start[i, l]...`` of ``noise``; ``offsets`` already
+    advanced); sample the layers into ``residual[i]``; subtract the DM and take the variance (times
+    ``science_scale2``) into ``variance[i]``; measure the slopes (geometric plus ``sigma *
+    slope_noise[i]``, or diffractive with ``spot_noise[i]``); reconstruct; shift the observation
+    history and write the new measurement and command. Layer lists hold per-copy arrays (typed Lists).
+    :func:`ao_frame_batch_parallel` is the same across numba's threads.
+    """
+    for i in range(command.shape[0]):
+        if active[i]:
+            _ao_frame_copy(i, actions, layout_kind, controlled_f, index, modes_t, clipped, increment, scale, stroke,
+                           clip, command, queue, buffers, heads, offsets, a_ops, b_ops, z_rows, z_cols, noise,
+                           noise_start, noise_count, xs, ys, aligned, residual, gt, dm_lo, dm_hi, gc, pupil,
+                           science_scale2, wfs_kind, valid, p, to_wfs, photons, read_noise, sigma, slope_noise,
+                           spot_noise, wr, wi, slopes, slopes32, dt_indptr, dt_indices, dt_data, gram_packed,
+                           recon_tmp, recon, obs, history, inv_action_scale, measurement_clip, active, variance)
+
+
+@njit(cache=True, parallel=True)
+def ao_frame_batch_parallel(actions, layout_kind, controlled_f, index, modes_t, clipped, increment, scale, stroke,
+                            clip, command, queue, buffers, heads, offsets, a_ops, b_ops, z_rows, z_cols, noise,
+                            noise_start, noise_count, xs, ys, aligned, residual, gt, dm_lo, dm_hi, gc, pupil,
+                            science_scale2, wfs_kind, valid, p, to_wfs, photons, read_noise, sigma, slope_noise,
+                            spot_noise, wr, wi, slopes, slopes32, dt_indptr, dt_indices, dt_data, gram_packed,
+                            recon_tmp, recon, obs, history, inv_action_scale, measurement_clip, active, variance):
+    """:func:`ao_frame_batch` with the copies spread over numba's threads (``prange``): for many copies."""
+    for i in prange(command.shape[0]):
+        if active[i]:
+            _ao_frame_copy(i, actions, layout_kind, controlled_f, index, modes_t, clipped, increment, scale, stroke,
+                           clip, command, queue, buffers, heads, offsets, a_ops, b_ops, z_rows, z_cols, noise,
+                           noise_start, noise_count, xs, ys, aligned, residual, gt, dm_lo, dm_hi, gc, pupil,
+                           science_scale2, wfs_kind, valid, p, to_wfs, photons, read_noise, sigma, slope_noise,
+                           spot_noise, wr, wi, slopes, slopes32, dt_indptr, dt_indices, dt_data, gram_packed,
+                           recon_tmp, recon, obs, history, inv_action_scale, measurement_clip, active, variance)

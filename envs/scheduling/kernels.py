@@ -13,11 +13,21 @@ updates the env's state arrays in place; no astropy, no Python loops per target.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from astrogym.envs.scheduling.features import (
     EF_OVERHEAD,
     EF_SEPARATION,
+    GF_CLOUD,
+    GF_FILTER,
+    GF_HOURS_LEFT,
+    GF_MOON_ALT,
+    GF_MOON_ILLUMINATION,
+    GF_NIGHT_ELAPSED,
+    GF_NIGHT_INDEX,
+    GF_SEEING,
+    GF_SUN_ALT,
+    N_GLOBAL_FEATURES,
     MAX_AIRMASS_FEATURE,
     NF_AIRMASS,
     NF_AIRMASS_1H,
@@ -329,3 +339,107 @@ def edge_kernel(t, alt, az, lst, ra_app, dec_app, targ, par, edge_src, edge_dst,
         edges[e, EF_OVERHEAD] = min(_overhead_between(pos, i, j, par, int(targ[i, T_FILT]), int(targ[j, T_FILT]))
                                     / OVERHEAD_SCALE_S, 100.0)
         edges[e, EF_SEPARATION] = edge_sep[e] / 180.0
+
+
+# -- the native vector env's step: every copy in one call (envs/scheduling/vector.py) -----------------------
+# Per-copy arrays of different shapes (catalogue sizes, night lengths) come as numba typed Lists,
+# element i for copy i; per-copy state as stacked arrays padded to max_targets.
+@njit(cache=True)
+def _step_copy(i, actions, n_targets, alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing,
+               cloud_tau, targ, par, st, visits, snr2, last_end, tonight, nodes, mask, edge_src, edge_dst, edge_sep,
+               edge_features, edge_done, edges, edge_grid_s, rewards, codes, night_over):
+    n = n_targets[i]
+    p, s = par[i], st[i]
+    reward, code = step_kernel(actions[i], alt[i], az[i], lst[i], ra_app[i], dec_app[i], sky[i], vis_run[i],
+                               seeing[i], cloud_tau[i], targ[i], p, s, visits[i, :n], snr2[i, :n], last_end[i, :n],
+                               tonight[i, :n])
+    rewards[i] = reward
+    codes[i] = code
+    night_over[i] = s[S_T] >= p[PAR_NIGHT_LEN] - 1e-9
+    if not night_over[i]:
+        observe_copy(i, n, alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing, cloud_tau, targ,
+                     par, st, visits, snr2, last_end, tonight, nodes, mask, edge_src, edge_dst, edge_sep,
+                     edge_features, edge_done, edges, edge_grid_s)
+
+
+@njit(cache=True)
+def step_batch(actions, active, n_targets, alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing,
+               cloud_tau, targ, par, st, visits, snr2, last_end, tonight, nodes, mask, edge_src, edge_dst, edge_sep,
+               edge_features, edge_done, edges, edge_grid_s, rewards, codes, night_over):
+    """:func:`step_kernel` then, unless the night ended, :func:`observe_kernel` and the edge features, for every
+    copy ``i`` with ``active[i]``, one after the other, as the single env's ``step`` does.
+
+    ``actions[i]`` is the kernel's action (``n_targets[i]`` = wait), already checked against the mask.
+    Writes ``rewards[i]``, ``codes[i]`` (``R_*``) and ``night_over[i]``; a copy whose night ended is left
+    for the caller to start its next night (or end the episode) and observe. :func:`step_batch_parallel`
+    is the same across numba's threads.
+    """
+    for i in range(actions.shape[0]):
+        if active[i]:
+            _step_copy(i, actions, n_targets, alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing,
+                       cloud_tau, targ, par, st, visits, snr2, last_end, tonight, nodes, mask, edge_src, edge_dst,
+                       edge_sep, edge_features, edge_done, edges, edge_grid_s, rewards, codes, night_over)
+
+
+@njit(cache=True, parallel=True)
+def step_batch_parallel(actions, active, n_targets, alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep,
+                        seeing, cloud_tau, targ, par, st, visits, snr2, last_end, tonight, nodes, mask, edge_src,
+                        edge_dst, edge_sep, edge_features, edge_done, edges, edge_grid_s, rewards, codes, night_over):
+    """:func:`step_batch` with the copies spread over numba's threads (``prange``). Copies on one night share
+    its edge-feature rows; two threads filling the same row write the same numbers."""
+    for i in prange(actions.shape[0]):
+        if active[i]:
+            _step_copy(i, actions, n_targets, alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing,
+                       cloud_tau, targ, par, st, visits, snr2, last_end, tonight, nodes, mask, edge_src, edge_dst,
+                       edge_sep, edge_features, edge_done, edges, edge_grid_s, rewards, codes, night_over)
+
+
+@njit(cache=True)
+def observe_copy(i, n, alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing, cloud_tau, targ,
+                 par, st, visits, snr2, last_end, tonight, nodes, mask, edge_src, edge_dst, edge_sep, edge_features,
+                 edge_done, edges, edge_grid_s):
+    """The single env's ``_observe`` for copy ``i``: node features, mask (wait at the last slot), edge row."""
+    p, s = par[i], st[i]
+    observe_kernel(alt[i], az[i], lst[i], ra_app[i], dec_app[i], sky[i], vis_run[i], vis_left[i], moon_sep[i],
+                   seeing[i], cloud_tau[i], targ[i], p, s, visits[i, :n], snr2[i, :n], last_end[i, :n],
+                   tonight[i, :n], nodes[i, :n], mask[i, :n + 1])
+    row = int(s[S_T] // edge_grid_s)
+    features = edge_features[i]
+    if not edge_done[i][row]:
+        edge_kernel(row * edge_grid_s, alt[i], az[i], lst[i], ra_app[i], dec_app[i], targ[i], p, edge_src[i],
+                    edge_dst[i], edge_sep[i], features[row])
+        edge_done[i][row] = True
+    n_edges = edge_src[i].shape[0]
+    for e in range(n_edges):
+        edges[i, e, 0] = features[row, e, 0]
+        edges[i, e, 1] = features[row, e, 1]
+    max_targets = mask.shape[1] - 1
+    if n < max_targets:  # the kernel put 'wait' at index n; it lives at max_targets
+        for k in range(n, max_targets):
+            mask[i, k] = False
+        mask[i, max_targets] = True
+
+
+@njit(cache=True)
+def globals_batch(st, par, night_index, n_nights, seeing, cloud_state, moon_alt, moon_phase_angle, sun_alt,
+                  forecast, has_forecast, out):
+    """The single env's ``globals`` observation for every copy (columns ``GF_*`` of :mod:`features`)."""
+    for i in range(st.shape[0]):
+        s, p, g = st[i], par[i], out[i]
+        length = p[PAR_NIGHT_LEN]
+        n_grid = seeing[i].shape[0]
+        k = min(int(s[S_T] / p[PAR_GRID] + 0.5), n_grid - 1)
+        for c in range(g.shape[0]):
+            g[c] = 0.0
+        g[GF_NIGHT_ELAPSED] = s[S_T] / length
+        g[GF_HOURS_LEFT] = min((length - s[S_T]) / 3600.0 / 12.0, 2.0)
+        g[GF_NIGHT_INDEX] = night_index[i] / n_nights
+        g[GF_SEEING] = min(seeing[i][k] / 2.0, 50.0)
+        g[GF_CLOUD + int(cloud_state[i][k])] = 1.0
+        g[GF_FILTER + int(s[S_FILTER])] = 1.0
+        g[GF_MOON_ALT] = moon_alt[i][k] / 90.0
+        g[GF_MOON_ILLUMINATION] = 0.5 * (1.0 + np.cos(np.radians(moon_phase_angle[i][k])))
+        g[GF_SUN_ALT] = sun_alt[i][k] / 90.0
+        if has_forecast:
+            g[N_GLOBAL_FEATURES] = forecast[i][k, 0]
+            g[N_GLOBAL_FEATURES + 1] = forecast[i][k, 1]
