@@ -389,8 +389,8 @@ def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None
     entry = hyperparams.resolve(env_id, algorithm, config_file, list(hp))
     if vectorised:
         if gym.spec(env_id).vector_entry_point is None:
-            raise ValueError(f"--vectorised: {env_id} has no native vector env; allowed for "
-                             f"{', '.join(i for i in gym.registry if i.startswith('astrogym/') and gym.spec(i).vector_entry_point)}")
+            native = [i for i, spec in gym.registry.items() if i.startswith("astrogym/") and spec.vector_entry_point]
+            raise ValueError(f"--vectorised: {env_id} has no native vector env; allowed for {', '.join(native)}")
         if algorithm.trainer is not None:
             raise ValueError(f"--vectorised: {algorithm.name} runs its own loop on single envs; allowed with the "
                              "stable-baselines3 algorithms")

@@ -252,3 +252,13 @@ def test_astrogym_train_vectorised_writes_a_run_that_loads(tmp_path, capsys):
                  str(tmp_path / "po4ao")]) == 2
     assert "--vectorised: po4ao runs its own loop" in capsys.readouterr().err
     assert not (tmp_path / "po4ao").exists()
+
+
+def test_rgb_array_frames_show_each_copys_live_state():
+    venv = gym.make_vec("astrogym/InterferometerLock-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                        render_mode="rgb_array")
+    venv.reset(seed=0)
+    venv.step(np.array([[0.5], [-0.5]], np.float32))
+    frames = venv.render()
+    assert len(frames) == 2 and all(f.dtype == np.uint8 and f.ndim == 3 for f in frames)
+    assert not np.array_equal(frames[0], frames[1])  # each copy draws its own history

@@ -123,8 +123,8 @@ class AstrogymVectorEnv(gym.vector.VectorEnv):
         """Step the copies where ``active`` in one compiled call; the others must not change.
 
         Returns ``(rewards float64, terminated bool, truncated bool, info)``, each over all copies, ``info``
-        a dict of fresh arrays the caller may keep (values of inactive copies are ignored). Raises before changing anything when an
-        active copy's action is bad.
+        a dict of fresh arrays the caller may keep (values of inactive copies are ignored). Raises before
+        changing anything when an active copy's action is bad.
         """
         raise NotImplementedError
 

@@ -85,8 +85,8 @@ class InterferometerLockVectorEnv(AstrogymVectorEnv):
         env = self.envs[i]
         a = env.kernel_arguments()
         self._loop[i] = self._loop_row(env.discrete_loop)
-        for batch, own in ((self._x, a.x), (self._rng, a.rng), (self._p, a.p), (self._zi[0], a.zi_lp), (self._zi[1], a.zi_bp), (self._zi[2], a.zi_hp),
-                           (self._ema, a.ema), (self._hist, a.hist)):
+        for batch, own in ((self._x, a.x), (self._rng, a.rng), (self._p, a.p), (self._zi[0], a.zi_lp),
+                           (self._zi[1], a.zi_bp), (self._zi[2], a.zi_hp), (self._ema, a.ema), (self._hist, a.hist)):
             batch[i] = own
         # the copy's env now reads (and its next reset writes) the rows the batched kernel steps
         env._x, env._rng_state, env._p = self._x[i], self._rng[i], self._p[i]
