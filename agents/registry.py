@@ -92,6 +92,8 @@ def policies_for(env_id: str, benchmark_only: bool = False) -> list[PolicySpec]:
 
 # policy files other than SB3's (.zip or a run folder): suffix -> "module:function(path, env)"
 CHECKPOINT_LOADERS = {".pt": "astrogym.agents.adaptive_optics.model_based:load_policy_file"}
+# RLlib run folders and checkpoint folders (agents/rllib_policy.py; Ray is imported only when one is loaded)
+RLLIB_LOADER = "astrogym.agents.rllib_policy:load_policy_file"
 
 
 def is_checkpoint_path(spec: str) -> bool:
@@ -119,6 +121,10 @@ def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) ->
         if is_checkpoint_path(spec):
             if Path(spec).suffix in CHECKPOINT_LOADERS:
                 return import_path(CHECKPOINT_LOADERS[Path(spec).suffix])(spec, context.env)
+            from astrogym.agents.rllib_policy import is_rllib_path
+
+            if is_rllib_path(spec):  # a run folder or checkpoint of `astrogym train --backend rllib`
+                return import_path(RLLIB_LOADER)(spec, context.env)
             own = _own_format_run(spec)
             if own is not None:  # a run folder of an algorithm with its own policy files (po4ao)
                 return import_path(own.loader)(Path(spec) / f"best_model{own.suffix}", context.env)

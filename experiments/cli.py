@@ -6,6 +6,7 @@
                                                           policies on a scenario's held-out seeds, 95% intervals
     astrogym train ENV [--algo A] [--config F.yml] [--timesteps N] [--seed S] [--n-envs K] [--run-dir D]
                        [--resume RUN_DIR] [--eval-freq N] [--device cpu|cuda|auto] [--hp key=value ...]
+                       [--backend sb3|rllib] [--num-env-runners N] [--address HEAD:PORT]
     astrogym plot RUN_DIR [RUN_DIR ...]                   training curves (several seeds with a band) as PNG
     astrogym benchmark [--quick]                          the main job: every registered policy on every scenario
 
@@ -79,6 +80,13 @@ def cmd_list(args) -> int:
 
 def cmd_bench(args) -> int:
     domain = registry.get_domain(args.env)
+    if args.num_envs is not None:
+        from astrogym.experiments import bench_vector
+
+        sizes = bench_vector.parse_sizes(args.num_envs, args.env)
+        rows = bench_vector.bench(args.env, sizes, seconds=0.5 if args.quick else 2.0, repeats=1 if args.quick else 3)
+        print(f"## {args.env} vector throughput (copy-steps/s, medians)\n\n{bench_vector.table(rows)}")
+        return 0
     if args.networks:
         from astrogym.experiments.bench_gnn import bench, table
 
@@ -138,6 +146,10 @@ def cmd_train(args, argv: list[str]) -> int:
     from astrogym.experiments import training
 
     command = "astrogym " + shlex.join(argv)
+    if args.backend == "rllib" or (args.resume and _is_rllib_run(args.resume)):
+        return _train_rllib(args, command)
+    if args.num_env_runners is not None or args.address is not None:
+        raise ValueError("--num-env-runners and --address need --backend rllib")
     if args.resume:
         run_dir = training.run(args.resume, resume=True, progress=not args.no_progress, command=command)
     else:
@@ -147,9 +159,45 @@ def cmd_train(args, argv: list[str]) -> int:
                                       seed=args.seed, n_envs=args.n_envs, run_dir=args.run_dir,
                                       runs_root=args.runs_root, eval_freq=args.eval_freq,
                                       eval_episodes=args.eval_episodes, checkpoint_freq=args.checkpoint_freq,
-                                      device=args.device, hp=args.hp, scenario=args.scenario, command=command)
+                                      device=args.device, hp=args.hp, scenario=args.scenario, command=command,
+                                      vectorised=args.vectorised)
         print(f"run folder: {folder}")
         run_dir = training.run(folder, progress=not args.no_progress)
+    status = training.update_status(Path(run_dir))
+    print(f"{run_dir}: {status.get('state')} at {status.get('num_timesteps')} steps, "
+          f"{status.get('training_sps', '-')} steps/s; best held-out mean return {status.get('best_mean_return', '-')}")
+    return 0
+
+
+def _is_rllib_run(run_dir: str) -> bool:
+    from astrogym.agents.rllib_policy import is_rllib_run
+
+    return is_rllib_run(run_dir)
+
+
+def _train_rllib(args, command: str) -> int:
+    """``train --backend rllib`` (experiments/rllib_backend.py); a resumed RLlib run needs no --backend."""
+    from astrogym.experiments import rllib_backend, training
+
+    if args.num_env_runners is not None:
+        rllib_backend.check_num_env_runners(args.num_env_runners)
+    if args.n_envs is not None:
+        raise ValueError("--n-envs with --backend rllib; allowed: --num-env-runners N (and --hp "
+                         "num_envs_per_env_runner=K for several envs per runner)")
+    if args.resume:
+        run_dir = rllib_backend.run(args.resume, resume=True, progress=not args.no_progress, command=command,
+                                    address=args.address)
+    else:
+        if args.env is None:
+            raise ValueError("train needs an env id (or --resume RUN_DIR)")
+        folder = rllib_backend.prepare_run(args.env, args.algo, config_file=args.config, timesteps=args.timesteps,
+                                           seed=args.seed, num_env_runners=args.num_env_runners,
+                                           run_dir=args.run_dir, runs_root=args.runs_root, eval_freq=args.eval_freq,
+                                           eval_episodes=args.eval_episodes, checkpoint_freq=args.checkpoint_freq,
+                                           device=args.device, hp=args.hp, scenario=args.scenario, command=command,
+                                           address=args.address)
+        print(f"run folder: {folder}")
+        run_dir = rllib_backend.run(folder, progress=not args.no_progress, address=args.address)
     status = training.update_status(Path(run_dir))
     print(f"{run_dir}: {status.get('state')} at {status.get('num_timesteps')} steps, "
           f"{status.get('training_sps', '-')} steps/s; best held-out mean return {status.get('best_mean_return', '-')}")
@@ -197,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="default", help="with --training: the scenario's env configuration")
     p.add_argument("--networks", action="store_true",
                    help="scheduling: the GNN policy against MultiInputPolicy (minibatch time, MaskablePPO steps/s)")
+    p.add_argument("--num-envs", nargs="?", const="default", default=None, metavar="N[,N...]",
+                   help="the native vector env against SyncVectorEnv and AsyncVectorEnv at these copy counts "
+                        "(default 1,64,1024; AO 1,64)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("evaluate", help="policies on a scenario's held-out seeds, with 95%% confidence intervals")
@@ -215,15 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads while policies act (default 1)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("train", help="train a stable-baselines3 agent into a run folder")
+    p = sub.add_parser("train", help="train a stable-baselines3 (or, --backend rllib, Ray RLlib) agent into a run folder")
     p.add_argument("env", nargs="?", default=None)
     p.add_argument("--algo", default=None, help="ppo, a2c, sac, td3, maskable_ppo, recurrent_ppo "
-                                                "(default: the env's)")
+                                                "(default: the env's); with --backend rllib: ppo (default), sac")
     p.add_argument("--config", default=None, help="a hyperparameter YAML (the shipped files' layout)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
     p.add_argument("--timesteps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0, help="training envs use seed .. seed + n_envs - 1")
     p.add_argument("--n-envs", type=int, default=None)
+    p.add_argument("--vectorised", "--vectorized", action="store_true",
+                   help="step the --n-envs copies in the env's native vector env (one compiled call for all)")
     p.add_argument("--scenario", default="default", help="its env configuration and evaluation seeds")
     p.add_argument("--run-dir", default=None, help="the run folder (default runs/{env}__{algo}__{seed}__{time})")
     p.add_argument("--runs-root", default="runs")
@@ -233,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-freq", type=int, default=None, help="environment steps between checkpoints")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--backend", default="sb3", choices=("sb3", "rllib"),
+                   help="sb3 (stable-baselines3, default) or rllib (Ray RLlib PPO/SAC; pip install 'astrogym[ray]')")
+    p.add_argument("--num-env-runners", type=int, default=None,
+                   help="with --backend rllib: RLlib env runner actors (default: the hyperparameter file's)")
+    p.add_argument("--address", default=None, metavar="HEAD:PORT",
+                   help="with --backend rllib: join this Ray cluster (default: start a local Ray)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("plot", help="training curves from run folders")

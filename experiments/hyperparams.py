@@ -128,6 +128,23 @@ def _constructor_defaults(algorithm: Algorithm) -> dict[str, Any]:
             if n not in _MANAGED and n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
+def number_like(default: Any, value: Any) -> tuple[bool | None, Any]:
+    """Whether a YAML ``value`` (numeric strings read as numbers) fits a numeric keyword's ``default``, and
+    the value converted to its type: ``(ok, value)`` for a bool, int or float default, ``(None, value)``
+    for any other default (the caller decides). Shared by the SB3 and RLlib hyperparameter checks."""
+    value = _numeric(value)
+    if isinstance(default, bool):
+        return isinstance(value, bool), value
+    if isinstance(default, int):
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float)
+                                                                          and value.is_integer())
+        return ok, int(value) if ok else value
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    return None, value
+
+
 def validate(entry: dict, algorithm: Algorithm, source: str = "hyperparameters") -> None:
     """Check every key and its type in place (numeric strings become numbers)."""
     allowed = _constructor_defaults(algorithm)
@@ -156,20 +173,10 @@ def validate(entry: dict, algorithm: Algorithm, source: str = "hyperparameters")
             if not isinstance(_numeric(value[4:]), float):
                 raise ValueError(f"{where}: a linear schedule is lin_<number>, e.g. lin_3e-4")
             continue
-        value = _numeric(value)
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int) and not isinstance(default, bool):
-            ok = isinstance(value, int) and not isinstance(value, bool) or (isinstance(value, float)
-                                                                              and value.is_integer())
-            value = int(value) if ok else value
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif isinstance(default, str):
-            ok = isinstance(value, str)
-        else:  # None, a tuple, a schedule: SB3 checks these itself
-            ok = True
+        ok, value = number_like(default, value)
+        if ok is None:
+            # a string default wants a string; None, a tuple, a schedule: SB3 checks these itself
+            ok = isinstance(value, str) if isinstance(default, str) else True
         if not ok:
             raise TypeError(f"{where} has the wrong type; {algorithm.name} expects "
                             f"{type(default).__name__} (default {default!r})")

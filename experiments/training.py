@@ -444,6 +444,21 @@ def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None
     return folder
 
 
+def resume_run(run_dir: Path, command: str = "") -> bool:
+    """Whether a run asked to resume has steps left (it says so when not); appends the resume's command line.
+
+    Shared by every backend's ``--resume``.
+    """
+    status = update_status(run_dir)
+    if status.get("state") == "finished":
+        print(f"{run_dir}: already finished at {status.get('num_timesteps')} steps")
+        return False
+    if command:
+        with open(run_dir / "command.txt", "a") as f:
+            f.write(command + "\n")
+    return True
+
+
 def run(run_dir: str | Path, resume: bool = False, progress: bool = True, command: str = "") -> Path:
     """Train the run in ``run_dir`` (fresh, or from its newest checkpoint) to its total steps."""
     import torch
@@ -455,13 +470,8 @@ def run(run_dir: str | Path, resume: bool = False, progress: bool = True, comman
     domain, scen = get_domain(env_id), get_scenario(env_id, config["scenario"])
     entry = config["hyperparameters"]
     hyperparams.validate(entry, algorithm, source=str(run_dir / RUN_CONFIG))
-    status = update_status(run_dir)
-    if resume and status.get("state") == "finished":
-        print(f"{run_dir}: already finished at {status.get('num_timesteps')} steps")
+    if resume and not resume_run(run_dir, command):
         return run_dir
-    if resume and command:
-        with open(run_dir / "command.txt", "a") as f:
-            f.write(command + "\n")
     if algorithm.trainer is not None:  # a model-based algorithm with its own loop (agents/algorithms.py)
         torch.set_num_threads(int(entry.get("torch_threads", 1)))
         import_path(algorithm.trainer)(run_dir, config, resume=resume, progress=progress)
