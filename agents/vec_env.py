@@ -70,9 +70,9 @@ class NativeVecEnv(VecEnv):
             final = info.get("final_info", {})
             keys = [k for k in final if not k.startswith("_")]
             _merge(infos, {k: final[k] for k in keys}, {k: final[f"_{k}"] for k in keys}, only=dones)
-            fresh = per_copy_infos(info, self.num_envs)
             for i in np.flatnonzero(dones):
-                self.reset_infos[i] = fresh[i]
+                self.reset_infos[i] = {}
+            _merge(self.reset_infos, {k: info[k] for k in top}, {k: info[f"_{k}"] for k in top}, only=dones)
         for i in np.flatnonzero(dones):
             infos[i]["terminal_observation"] = info["final_obs"][i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])

@@ -33,7 +33,6 @@ from __future__ import annotations
 import datetime
 import io
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -42,7 +41,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import astrogym
 from astrogym.agents.checkpoints import RUN_CONFIG, atomic_write_bytes
 from astrogym.agents.rllib_policy import (BEST_MODEL_DIR, CHECKPOINT_DIR, FINAL_MODEL_DIR, RLlibPolicy,
                                           checkpoints, import_rllib, is_rllib_run)
@@ -60,17 +58,6 @@ def _training():
     from astrogym.experiments import training  # SB3's run-folder helpers (status, YAML, config reading)
 
     return training
-
-
-def versions() -> dict[str, str]:
-    import numba
-    import ray
-    import torch
-
-    found = {"astrogym": astrogym.__version__, "ray": ray.__version__, "torch": torch.__version__,
-             "gymnasium": gym.__version__, "numpy": np.__version__, "numba": numba.__version__,
-             "python": platform.python_version()}
-    return {k: str(v) for k, v in found.items()}
 
 
 def check_num_env_runners(n: Any) -> int:
@@ -130,7 +117,7 @@ def prepare_run(env_id: str, algo: str | None = None, *, config_file: str | None
               "env_kwargs": env_kwargs, "hyperparameters": entry}
     folder.mkdir(parents=True, exist_ok=True)
     training.write_yaml(folder / RUN_CONFIG, config)
-    training.write_yaml(folder / "versions.yml", versions())
+    training.write_yaml(folder / "versions.yml", training.versions(("ray",)))
     atomic_write_bytes(folder / "command.txt", (command + "\n").encode())
     training.update_status(folder, state="created", num_timesteps=0)
     return folder

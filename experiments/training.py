@@ -60,15 +60,18 @@ def write_yaml(path: Path, data: dict) -> None:
     atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())
 
 
-def versions() -> dict[str, str]:
+def versions(libraries: tuple[str, ...] = ("stable_baselines3", "sb3_contrib")) -> dict[str, str]:
+    """The versions a run folder records: astrogym, the learning ``libraries`` of its backend, torch,
+    gymnasium, numpy, numba and Python."""
+    import importlib
+
     import numba
-    import sb3_contrib
-    import stable_baselines3
     import torch
 
-    found = {"astrogym": astrogym.__version__, "stable_baselines3": stable_baselines3.__version__,
-             "sb3_contrib": sb3_contrib.__version__, "torch": torch.__version__, "gymnasium": gym.__version__,
-             "numpy": np.__version__, "numba": numba.__version__, "python": platform.python_version()}
+    found = {"astrogym": astrogym.__version__,
+             **{name: importlib.import_module(name).__version__ for name in libraries},
+             "torch": torch.__version__, "gymnasium": gym.__version__, "numpy": np.__version__,
+             "numba": numba.__version__, "python": platform.python_version()}
     return {k: str(v) for k, v in found.items()}  # torch's is a str subclass YAML cannot represent
 
 

@@ -17,6 +17,13 @@ from astrogym.envs.adaptive_optics.wfs import DiffractiveSH
 from astrogym.envs.common.actions import as_float64_action
 from astrogym.envs.common.vector import AstrogymVectorEnv
 
+# per-layer arrays the compiled frame reads, by name: where each comes from in a copy's atmosphere (layer k)
+_LAYER_ARRAYS = {
+    "buffer": lambda atmosphere, k: atmosphere.layers[k].buffer, "a": lambda atmosphere, k: atmosphere.layers[k]._a,
+    "b": lambda atmosphere, k: atmosphere.layers[k]._b, "z_rows": lambda atmosphere, k: atmosphere.layers[k]._z_rows,
+    "z_cols": lambda atmosphere, k: atmosphere.layers[k]._z_cols, "x": lambda atmosphere, k: atmosphere._x[k],
+    "y": lambda atmosphere, k: atmosphere._y[k],
+}
 _LAYOUT_KINDS = {"grid": kernels.LAYOUT_GRID, "flat": kernels.LAYOUT_FLAT, "modal": kernels.LAYOUT_MODAL}
 
 
@@ -123,15 +130,14 @@ class AdaptiveOpticsVectorEnv(AstrogymVectorEnv):
             self._speeds = np.zeros((self.num_envs, self._n_layers))
             self._pixel_scale = layers[0].pixel_scale
             self._noise_width = layers[0]._b.shape[1]
-            self._lists = {name: List([_layer_array(layer, env._atmosphere, k, name) for k, layer in
-                                       enumerate(layers)] * self.num_envs)
-                           for name in ("buffer", "a", "b", "z_rows", "z_cols", "x", "y")}
+            self._lists = {name: List([get(env._atmosphere, k) for k in range(self._n_layers)] * self.num_envs)
+                           for name, get in _LAYER_ARRAYS.items()}
             self._aligned = np.zeros(self.num_envs * self._n_layers, np.bool_)
         atmosphere = env._atmosphere
         for k, layer in enumerate(layers):
             j = i * self._n_layers + k
-            for name, values in self._lists.items():
-                values[j] = _layer_array(layer, atmosphere, k, name)
+            for name, get in _LAYER_ARRAYS.items():
+                self._lists[name][j] = get(atmosphere, k)
             self._aligned[j] = atmosphere._aligned[k]
             self._heads[i, k], self._offsets[i, k] = layer.head, layer.offset
             self._speeds[i, k] = atmosphere.speeds[k]
@@ -221,10 +227,3 @@ class AdaptiveOpticsVectorEnv(AstrogymVectorEnv):
 
     def _observations(self) -> np.ndarray:
         return self._obs
-
-
-def _layer_array(layer, atmosphere, k: int, name: str) -> np.ndarray:
-    """One per-layer array of a copy's atmosphere, as the batched frame reads it."""
-    return {"buffer": lambda: layer.buffer, "a": lambda: layer._a, "b": lambda: layer._b,
-            "z_rows": lambda: layer._z_rows, "z_cols": lambda: layer._z_cols, "x": lambda: atmosphere._x[k],
-            "y": lambda: atmosphere._y[k]}[name]()

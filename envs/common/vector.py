@@ -123,7 +123,8 @@ class AstrogymVectorEnv(gym.vector.VectorEnv):
         """Step the copies where ``active`` in one compiled call; the others must not change.
 
         Returns ``(rewards float64, terminated bool, truncated bool, info)``, each over all copies, ``info``
-        a dict of fresh arrays the caller may keep (values of inactive copies are ignored). Raises before
+        a dict of fresh arrays the caller may keep; inactive copies are neither terminated nor truncated
+        (their rewards and info values are ignored). Raises before
         changing anything when an active copy's action is bad.
         """
         raise NotImplementedError
@@ -182,7 +183,7 @@ class AstrogymVectorEnv(gym.vector.VectorEnv):
                 "them first: reset(options={'reset_mask': mask})")
         active = ~ended if mode is AutoresetMode.NEXT_STEP else self._everyone
         rewards, terminated, truncated, step_info = self._step_copies(actions, active)
-        done = terminated | truncated
+        done = terminated | truncated  # False for inactive copies (the _step_copies contract)
         # which copies report this step's info at the top level: with SAME_STEP an ended copy reports its
         # new episode's reset info there (and this step's under "final_info"), as SyncVectorEnv does
         shown = active & ~done if mode is AutoresetMode.SAME_STEP else active
@@ -198,9 +199,8 @@ class AstrogymVectorEnv(gym.vector.VectorEnv):
             for i in np.flatnonzero(ended):
                 _, info = self.envs[i].reset()
                 self._load_copy(int(i))
-                rewards[i], terminated[i], truncated[i] = 0.0, False, False
+                rewards[i] = 0.0
                 infos = self._add_info(infos, info, int(i))
-        done = terminated | truncated
         if mode is AutoresetMode.SAME_STEP and done.any():
             obs = self._observations()
             for i in np.flatnonzero(done):
