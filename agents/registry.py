@@ -144,6 +144,7 @@ def make_policy(spec: str, context: PolicyContext, env_id: str | None = None) ->
 LOCK_IDS = ids_for("astrogym.envs.interferometer.env:InterferometerLockEnv")
 AO_IDS = ids_for("astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv")
 SCHEDULING_IDS = ids_for("astrogym.envs.scheduling.env:TelescopeSchedulingEnv")
+NETWORK_IDS = ids_for("astrogym.envs.network.env:TelescopeNetworkEnv")
 
 
 # -- factories of the built-in policies ----------------------------------------------------------------
@@ -221,6 +222,18 @@ def _greedy(ctx: PolicyContext):
     return GreedyScheduler.for_env(ctx.env, **ctx.options)
 
 
+def _network_greedy(ctx: PolicyContext):
+    from astrogym.agents.network.greedy import NetworkGreedy
+
+    return NetworkGreedy.for_env(ctx.env, **ctx.options)
+
+
+def _coordinated_greedy(ctx: PolicyContext):
+    from astrogym.agents.network.greedy import CoordinatedGreedy
+
+    return CoordinatedGreedy.for_env(ctx.env, **ctx.options)
+
+
 def _astroplan(kind: str) -> Callable[[PolicyContext], Any]:
     def factory(ctx: PolicyContext):
         from astrogym.agents.scheduling.astroplan import AstroplanScheduler
@@ -289,6 +302,14 @@ _BUILTIN = (
     ("astroplan-sequential", "_astroplan_sequential", SCHEDULING_IDS,
      "astroplan SequentialScheduler plan, replayed (~2 s per decision)", False),
     ("optimum", "_optimum", SCHEDULING_IDS, "offline CP-SAT plan with the night's weather known, replayed", True),
+)
+_BUILTIN += (
+    ("random", "_random_scheduler", NETWORK_IDS, "uniform over the deciding telescope's allowed actions", True),
+    ("baseline", "_coordinated_greedy", NETWORK_IDS, "alias of 'coordinated-greedy'", False),
+    ("greedy", "_network_greedy", NETWORK_IDS, "each free telescope takes its own greedy-best target, blind to the "
+     "others", True),
+    ("coordinated-greedy", "_coordinated_greedy", NETWORK_IDS, "greedy that skips targets in flight elsewhere and "
+     "defers to a better-placed telescope about to be free", True),
 )
 for _name, _factory, _ids, _summary, _bench in _BUILTIN:
     register_policy(_name, f"{__name__}:{_factory}", env_ids=_ids, summary=_summary, in_benchmark=_bench)

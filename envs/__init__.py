@@ -44,6 +44,13 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         summary="one telescope (MOST at Muztagh-ata), one night, 100 targets as a graph: pick the next target",
     ),
     EnvSpec(
+        id="astrogym/TelescopeNetwork-v0",
+        entry_point="astrogym.envs.network.env:TelescopeNetworkEnv",
+        vector_entry_point="astrogym.envs.network.vector:TelescopeNetworkVectorEnv",
+        summary="four telescopes (Muztagh-ata, La Palma, Cerro Pachon, Siding Spring) share 200 targets and "
+                "targets of opportunity; event-driven: each free telescope picks its next target",
+    ),
+    EnvSpec(
         id="astrogym/InterferometerLock-v0",
         entry_point="astrogym.envs.interferometer.env:InterferometerLockEnv",
         vector_entry_point="astrogym.envs.interferometer.vector:InterferometerLockVectorEnv",

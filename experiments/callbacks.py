@@ -82,6 +82,31 @@ class SchedulingMetricsCallback(BaseCallback):
         return True
 
 
+class NetworkMetricsCallback(BaseCallback):
+    """Log TelescopeNetwork metrics of every finished episode to the SB3 logger (TensorBoard).
+
+    Scalars, averaged over the episodes that ended since the last dump (from the env's final ``info``):
+    ``network/priority_weighted_completion``, ``network/toos_served``, ``network/too_served_fraction``,
+    ``network/too_mean_latency_s``, ``network/duplicates``, ``network/open_shutter_fraction``,
+    ``network/completed_visits`` and ``network/open_shutter_<k>`` per telescope ``k``.
+    """
+
+    KEYS = ("priority_weighted_completion", "toos_served", "too_mean_latency_s", "duplicates",
+            "open_shutter_fraction", "completed_visits")
+
+    def _on_step(self) -> bool:
+        for info, done in zip(self.locals["infos"], self.locals["dones"]):
+            if done and "toos_served" in info:
+                for key in self.KEYS:
+                    self.logger.record_mean(f"network/{key}", float(info[key]))
+                arrived = int(info["toos_arrived"])
+                if arrived:
+                    self.logger.record_mean("network/too_served_fraction", float(info["toos_served"]) / arrived)
+                for k, value in enumerate(np.asarray(info["open_shutter_per_telescope"]).ravel()):
+                    self.logger.record_mean(f"network/open_shutter_{k}", float(value))
+        return True
+
+
 class AOMetricsCallback(BaseCallback):
     """Log AdaptiveOptics metrics of every finished episode to the SB3 logger (TensorBoard).
 

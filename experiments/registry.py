@@ -85,7 +85,7 @@ class Domain:
 
 
 _BUILTIN = ("astrogym.experiments.domains.interferometer", "astrogym.experiments.domains.adaptive_optics",
-            "astrogym.experiments.domains.scheduling")
+            "astrogym.experiments.domains.scheduling", "astrogym.experiments.domains.network")
 _DOMAINS: dict[str, Domain] = {}
 _loaded = False
 

@@ -22,6 +22,7 @@ FAST = {
     "astrogym.envs.interferometer.env:InterferometerLockEnv": {},
     "astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv": {"n_subapertures": 8, "action_layout": "flat"},
     "astrogym.envs.scheduling.env:TelescopeSchedulingEnv": {"n_targets": 12},
+    "astrogym.envs.network.env:TelescopeNetworkEnv": {"n_targets": 12, "too_pool": 16},
 }
 LIMIT = 15
 

@@ -25,16 +25,18 @@ ENTRY_POINTS = {
     "interferometer": "astrogym.envs.interferometer.env:InterferometerLockEnv",
     "adaptive_optics": "astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv",
     "scheduling": "astrogym.envs.scheduling.env:TelescopeSchedulingEnv",
+    "network": "astrogym.envs.network.env:TelescopeNetworkEnv",
 }
 ENV_CLASSES = {name: gym.envs.registration.load_env_creator(ep) for name, ep in ENTRY_POINTS.items()}
 # fast settings under the fuzzed values (the physics code is the same at any size)
 BASE = {"interferometer": {"episode_length_s": 2.0}, "adaptive_optics": {"n_subapertures": 8, "episode_frames": 20},
-        "scheduling": {"n_targets": 12}}
+        "scheduling": {"n_targets": 12}, "network": {"n_targets": 12, "too_pool": 16}}
 # in-range values above these would only make the test slow (they are checked for validation, not run)
 CHEAP_HIGH = {"n_subapertures": 12, "pixels_per_subaperture": 6, "history": 8, "history_length": 256,
               "sample_rate_hz": 4096.0, "loop_rate_hz": 1e5, "n_targets": 60, "max_targets": 60, "n_nights": 2,
               "catalogue_pool": 4, "k_neighbors": 16, "episode_frames": 20, "psf_every": 5, "episode_length_s": 2.0,
-              "date_range_days": 30, "n_targets_range": 60, "n_modes": 20}
+              "date_range_days": 30, "n_targets_range": 60, "n_modes": 20,
+              "too_pool": 64, "max_toos": 32}
 WRONG_TYPES = [None, "1.0", "", b"1", [1.0], {"a": 1}, complex(1, 1), True, object()]
 
 

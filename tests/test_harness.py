@@ -147,6 +147,7 @@ SHORT_EPISODES = {
     "astrogym.envs.interferometer.env:InterferometerLockEnv": {"episode_length_s": 0.05, "history_length": 4},
     "astrogym.envs.adaptive_optics.env:AdaptiveOpticsEnv": {"episode_frames": 3},
     "astrogym.envs.scheduling.env:TelescopeSchedulingEnv": {"n_targets": 5, "wait_s": 7200.0},
+    "astrogym.envs.network.env:TelescopeNetworkEnv": {"n_targets": 5, "too_pool": 8, "wait_s": 7200.0},
 }
 
 

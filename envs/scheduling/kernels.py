@@ -48,7 +48,8 @@ from astrogym.envs.scheduling.features import (
     OVERHEAD_SCALE_S,
 )
 from astrogym.envs.scheduling.photometry import point_source_snr_nb
-from astrogym.envs.scheduling.telescope import P_EQUATORIAL, P_FILTER, P_READOUT, slew_time
+from astrogym.envs.scheduling.telescope import (P_A1, P_A2, P_DOME, P_EQUATORIAL, P_FILTER, P_READOUT, P_SETTLE, P_V1,
+                                                P_V2, slew_between, slew_time)
 
 # Small helpers are inlined: a call of a compiled function with array arguments costs reference-count
 # updates per array (~20 ns each), which dominated the per-target loops before.
@@ -274,36 +275,106 @@ def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, clo
     return reward, R_OBSERVED
 
 
+@njit(cache=True, inline="always")
+def _lerp_scalar(v0, v1, w, last):
+    """``_lerp`` on values already read: ``v0`` at the grid point, ``v1`` at the next (ignored when ``last``)."""
+    if w == 0.0 or last:
+        return v0
+    return v0 + w * (v1 - v0)
+
+
 @njit(cache=True)
 def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_sep, seeing, cloud_tau, targ, par, st,
                    visits, snr2, last_end, tonight, nodes, mask):
-    """Fill node features (columns ``NF_*`` of :mod:`features`) and the action mask for the current state."""
+    """Fill node features (columns ``NF_*`` of :mod:`features`) and the action mask for the current state.
+
+    The loop over targets reads the arrays itself and calls only scalar helpers: an inlined helper that
+    takes arrays still pays reference counting per array and call, which made this loop ~10x slower.
+    The arithmetic is that of :func:`pointing`, :func:`can_observe` and :func:`exposure_snr`, operation for
+    operation, so the features and the mask agree with :func:`step_kernel` to the bit.
+    """
     n_targets = targ.shape[0]
     t = st[S_T]
     grid_s = par[PAR_GRID]
+    night_len = par[PAR_NIGHT_LEN]
     n_grid = alt.shape[0]
     k, w = _grid(t, grid_s, n_grid)
     k_hour, w_hour = _grid(t + 3600.0, grid_s, n_grid)
+    last = w == 0.0 or k + 1 >= n_grid
+    last_hour = w_hour == 0.0 or k_hour + 1 >= n_grid
+    hour_ok = t + 3600.0 <= night_len
+    k_next = k + 1 if k + 1 < n_grid else k
+    k_hour_next = k_hour + 1 if k_hour + 1 < n_grid else k_hour
+    kw = k + 1 if (w >= 0.5 and k + 1 < seeing.shape[0]) else k  # weather: nearest grid point (exposure_snr)
+    seeing_now, tau_now = seeing[kw], cloud_tau[kw]
     current = int(st[S_POINT])
     current_filter = int(st[S_FILTER])
     offset = st[S_OFFSET]
+    equatorial = par[P_EQUATORIAL] > 0.5
+    lst_now = lst[k]
+    if equatorial and w != 0.0:
+        dl = lst[k + 1] - lst[k]
+        dl -= 360.0 * np.floor((dl + 180.0) / 360.0)
+        lst_now = lst[k] + w * dl
+    # telescope constants for slew_between (scalars: see the docstring)
+    v1, a1, v2, a2 = par[P_V1], par[P_A1], par[P_V2], par[P_A2]
+    dome, settle, filter_s = par[P_DOME], par[P_SETTLE], par[P_FILTER]
+    sys_fwhm = par[PAR_SYS_FWHM]
     any_valid = False
     pos = np.empty((n_targets, 4))
     for n in range(n_targets):
-        pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3] = _pointing_kw(n, k, w, alt, az, lst, ra_app, dec_app, par)
+        a0 = alt[k, n]
+        if last:
+            pos[n, 0], pos[n, 1] = az[k, n], a0
+        else:
+            z0 = az[k, n]
+            dz = az[k + 1, n] - z0
+            dz -= 360.0 * np.floor((dz + 180.0) / 360.0)
+            z = z0 + w * dz
+            pos[n, 0], pos[n, 1] = z - 360.0 * np.floor(z / 360.0), a0 + w * (alt[k + 1, n] - a0)
+        ha = 0.0
+        dec = 0.0
+        if equatorial:
+            ha = lst_now - ra_app[n]
+            ha -= 360.0 * np.floor((ha + 180.0) / 360.0)
+            dec = dec_app[n]
+        pos[n, 2], pos[n, 3] = ha, dec
+    if current < 0:
+        z_from, a_from, h_from, d_from = par[PAR_PARK_AZ], par[PAR_PARK_ALT], 0.0, par[PAR_PARK_DEC]
+    else:
+        z_from, a_from, h_from, d_from = pos[current, 0], pos[current, 1], pos[current, 2], pos[current, 3]
     for n in range(n_targets):
         a = pos[n, 1]
-        a_hour = _lerp(alt, k_hour, w_hour, n) if t + 3600.0 <= par[PAR_NIGHT_LEN] else -90.0
-        overhead = _overhead_between(pos, current, n, par, current_filter, int(targ[n, T_FILT]))
-        ok = can_observe(n, t, overhead, vis_run, targ, par, visits, snr2, last_end, offset)
+        a_hour = _lerp_scalar(alt[k_hour, n], alt[k_hour_next, n], w_hour, last_hour) if hour_ok else -90.0
+        filt = int(targ[n, T_FILT])
+        overhead = slew_between(z_from, a_from, h_from, d_from, pos[n, 0], pos[n, 1], pos[n, 2], pos[n, 3],
+                                equatorial, v1, a1, v2, a2, dome, settle)
+        if filt != current_filter:
+            overhead = max(overhead, filter_s)
+        # can_observe, on scalars
+        nvis = int(targ[n, T_NVIS])
+        exposure = targ[n, T_EXP]
+        ok = visits[n] < nvis
+        start = t + overhead
+        end = start + exposure
+        if ok and end > night_len:
+            ok = False
+        if ok and visits[n] > 0 and snr2[n] == 0.0 and offset + start < last_end[n] + targ[n, T_GAP]:
+            ok = False
+        if ok:
+            k0 = int(start / grid_s)
+            k1 = int(np.ceil(end / grid_s - 1e-9))
+            ok = k0 >= 0 and k1 <= vis_run.shape[0] - 1 and vis_run[k0, n] >= k1 - k0 + 1
         mask[n] = ok
         any_valid = any_valid or ok
         x = airmass_of(a)
         req2 = targ[n, T_SNR] * targ[n, T_SNR]
-        done = visits[n] >= int(targ[n, T_NVIS])
         progress = 0.0
         if ok:  # expected progress of one exposure started now, in the current conditions (0 if not allowed)
-            snr, _ = exposure_snr(n, t, alt, sky, seeing, cloud_tau, targ, par)
+            mu = _lerp_scalar(sky[k, n], sky[k_next, n], w, last)
+            # x is exposure_snr's airmass: the same interpolated altitude
+            snr = point_source_snr_nb(targ[n, T_MAG], targ[n, T_CM], mu, seeing_now, x, targ[n, T_WL], sys_fwhm,
+                                      exposure, targ[n, T_EXT], tau_now)
             progress = min(1.0, (snr2[n] + snr * snr) / req2) - min(1.0, snr2[n] / req2)
         nodes[n, NF_ALT] = a / 90.0
         nodes[n, NF_AIRMASS] = min(x, MAX_AIRMASS_FEATURE) if a > 0.0 else MAX_AIRMASS_FEATURE
@@ -313,15 +384,15 @@ def observe_kernel(alt, az, lst, ra_app, dec_app, sky, vis_run, vis_left, moon_s
         nodes[n, NF_HOURS_VISIBLE] = min(vis_left[k, n] / 3600.0, 24.0)
         nodes[n, NF_PRIORITY] = targ[n, T_PRIO]
         nodes[n, NF_VISITS_LEFT] = (targ[n, T_NVIS] - visits[n]) / targ[n, T_NVIS]
-        nodes[n, NF_SNR_LEFT] = 0.0 if done else 1.0 - min(1.0, snr2[n] / req2)
+        nodes[n, NF_SNR_LEFT] = 0.0 if visits[n] >= nvis else 1.0 - min(1.0, snr2[n] / req2)
         nodes[n, NF_MAG] = min(max((targ[n, T_MAG] - 20.0) / 5.0, -5.0), 2.0)
-        nodes[n, NF_MOON_SEP] = _lerp(moon_sep, k, w, n) / 180.0
+        nodes[n, NF_MOON_SEP] = _lerp_scalar(moon_sep[k, n], moon_sep[k_next, n], w, last) / 180.0
         nodes[n, NF_OBSERVED] = tonight[n]
         nodes[n, NF_OVERHEAD] = min(overhead / OVERHEAD_SCALE_S, 100.0)
-        nodes[n, NF_EXPOSURE] = min(targ[n, T_EXP] / OVERHEAD_SCALE_S, 12.0)
+        nodes[n, NF_EXPOSURE] = min(exposure / OVERHEAD_SCALE_S, 12.0)
         nodes[n, NF_PROGRESS] = progress
         nodes[n, NF_VALID] = 1.0 if ok else 0.0
-        nodes[n, NF_FILTER_CHANGE] = 1.0 if int(targ[n, T_FILT]) != current_filter else 0.0
+        nodes[n, NF_FILTER_CHANGE] = 1.0 if filt != current_filter else 0.0
     mask[n_targets] = True  # waiting is always allowed
     return any_valid
 

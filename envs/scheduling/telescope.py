@@ -109,21 +109,29 @@ def _wrap180(x):
 
 
 @njit(cache=True, inline="always")
+def slew_between(az0, alt0, ha0, dec0, az1, alt1, ha1, dec1, equatorial, v1, a1, v2, a2, dome, settle):
+    """:func:`slew_time` on scalars (the telescope's ``P_*`` numbers passed one by one): for loops over many
+    targets, where passing the parameter array to an inlined helper costs reference counting per call."""
+    if equatorial:
+        t1 = axis_move_time(_wrap180(ha1 - ha0), v1, a1)
+        t2 = axis_move_time(dec1 - dec0, v2, a2)
+    else:
+        t1 = axis_move_time(_wrap180(az1 - az0), v1, a1)
+        t2 = axis_move_time(alt1 - alt0, v2, a2)
+    t = max(t1, t2)
+    if dome > 0.0:
+        t = max(t, abs(_wrap180(az1 - az0)) / dome)
+    if t == 0.0:
+        return 0.0
+    return t + settle
+
+
+@njit(cache=True, inline="always")
 def slew_time(az0, alt0, ha0, dec0, az1, alt1, ha1, dec1, p):
     """Seconds from one pointing to another: slowest of the two axes and the dome, plus settle.
 
     Positions in degrees; ``p`` is :meth:`Telescope.params`. Azimuth and hour angle take the short
     way round (no cable wrap). Zero if nothing moves.
     """
-    if p[P_EQUATORIAL] > 0.5:
-        t1 = axis_move_time(_wrap180(ha1 - ha0), p[P_V1], p[P_A1])
-        t2 = axis_move_time(dec1 - dec0, p[P_V2], p[P_A2])
-    else:
-        t1 = axis_move_time(_wrap180(az1 - az0), p[P_V1], p[P_A1])
-        t2 = axis_move_time(alt1 - alt0, p[P_V2], p[P_A2])
-    t = max(t1, t2)
-    if p[P_DOME] > 0.0:
-        t = max(t, abs(_wrap180(az1 - az0)) / p[P_DOME])
-    if t == 0.0:
-        return 0.0
-    return t + p[P_SETTLE]
+    return slew_between(az0, alt0, ha0, dec0, az1, alt1, ha1, dec1, p[P_EQUATORIAL] > 0.5, p[P_V1], p[P_A1], p[P_V2],
+                        p[P_A2], p[P_DOME], p[P_SETTLE])
