@@ -234,6 +234,24 @@ def _coordinated_greedy(ctx: PolicyContext):
     return CoordinatedGreedy.for_env(ctx.env, **ctx.options)
 
 
+def _network_lookahead(weather: str) -> Callable[[PolicyContext], Any]:
+    def factory(ctx: PolicyContext):
+        from astrogym.agents.network.lookahead import NetworkLookahead
+
+        return NetworkLookahead(ctx.env, **{"weather": weather, **ctx.options})
+    return factory
+
+
+_network_lookahead_online = _network_lookahead("forecast")
+_network_lookahead_clairvoyant = _network_lookahead("truth")
+
+
+def _astroplan_per_site(ctx: PolicyContext):
+    from astrogym.agents.network.astroplan import AstroplanPerSite
+
+    return AstroplanPerSite(ctx.env, **ctx.options)
+
+
 def _astroplan(kind: str) -> Callable[[PolicyContext], Any]:
     def factory(ctx: PolicyContext):
         from astrogym.agents.scheduling.astroplan import AstroplanScheduler
@@ -249,7 +267,19 @@ _astroplan_sequential = _astroplan("sequential")
 def _optimum(ctx: PolicyContext):
     from astrogym.agents.scheduling.optimum import OfflineOptimum
 
-    return OfflineOptimum(ctx.env, **{"time_limit_s": 30.0, **ctx.options})
+    return OfflineOptimum(ctx.env, **{"time_limit_s": 10.0, **ctx.options})
+
+
+def _lookahead(weather: str) -> Callable[[PolicyContext], Any]:
+    def factory(ctx: PolicyContext):
+        from astrogym.agents.scheduling.lookahead import RolloutLookahead
+
+        return RolloutLookahead(ctx.env, **{"weather": weather, **ctx.options})
+    return factory
+
+
+_lookahead_online = _lookahead("forecast")
+_lookahead_clairvoyant = _lookahead("truth")
 
 
 def _h2_identified(ctx: PolicyContext):
@@ -301,7 +331,12 @@ _BUILTIN = (
     ("astroplan-priority", "_astroplan_priority", SCHEDULING_IDS, "astroplan PriorityScheduler plan, replayed", True),
     ("astroplan-sequential", "_astroplan_sequential", SCHEDULING_IDS,
      "astroplan SequentialScheduler plan, replayed (~2 s per decision)", False),
-    ("optimum", "_optimum", SCHEDULING_IDS, "offline CP-SAT plan with the night's weather known, replayed", True),
+    ("lookahead", "_lookahead_online", SCHEDULING_IDS,
+     "greedy rollouts of the top candidates in a copy of the env on a forecast from the weather so far", True),
+    ("lookahead-clairvoyant", "_lookahead_clairvoyant", SCHEDULING_IDS,
+     "the same rollouts with the night's true weather (a clairvoyant reference)", True),
+    ("optimum", "_optimum", SCHEDULING_IDS,
+     "offline search over action sequences with the night's weather known (warm starts, LNS), replayed", True),
 )
 _BUILTIN += (
     ("random", "_random_scheduler", NETWORK_IDS, "uniform over the deciding telescope's allowed actions", True),
@@ -310,6 +345,12 @@ _BUILTIN += (
      "others", True),
     ("coordinated-greedy", "_coordinated_greedy", NETWORK_IDS, "greedy that skips targets in flight elsewhere and "
      "defers to a better-placed telescope about to be free", True),
+    ("lookahead", "_network_lookahead_online", NETWORK_IDS, "coordinated-greedy rollouts of the whole network for "
+     "the top candidates, weather and ToOs known only so far (expected-weather forecast)", True),
+    ("lookahead-clairvoyant", "_network_lookahead_clairvoyant", NETWORK_IDS, "the same rollouts with the true "
+     "weather and ToOs (a clairvoyant reference)", True),
+    ("astroplan-per-site", "_astroplan_per_site", NETWORK_IDS, "each telescope replays its own site's astroplan "
+     "PriorityScheduler plan (sites unaware of each other), interrupted for ToOs", True),
 )
 for _name, _factory, _ids, _summary, _bench in _BUILTIN:
     register_policy(_name, f"{__name__}:{_factory}", env_ids=_ids, summary=_summary, in_benchmark=_bench)

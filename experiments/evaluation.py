@@ -61,6 +61,9 @@ def run_episode(env: gym.Env, policy: Any, seed: int, recorder: Any, options: di
             break
     out = {"seed": seed, "return": total, "length": steps, "terminated": bool(terminated)}
     out.update(recorder.finish(env, info, bool(terminated)))
+    report = getattr(policy, "episode_report", None)
+    if callable(report):  # what a planner knows of the episode (the offline optimum: its bound, status, time)
+        out.update(report())
     return out
 
 
@@ -119,7 +122,51 @@ class Evaluation:
         seeds = self.scenario.seeds(len(next(iter(self.episodes.values()))) if self.episodes else None)
         return ("\n".join(lines) + f"\n\nMean +- 95% confidence half-width (Student t) over held-out seeds "
                 f"{seeds[0]}-{seeds[-1]}; arrows: " + ", ".join(
-                    f"{m.label} {'higher' if m.higher_is_better else 'lower'} is better" for m in self.metrics) + ".\n")
+                    f"{m.label} {'higher' if m.higher_is_better else 'lower'} is better" for m in self.metrics)
+                + ".\n" + self.gap_table())
+
+    def gaps(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Per policy, the relative gap in return to the best known plan of each seed (the highest return any
+        policy here reached on it) and to the upper bound a policy reported for the seed (``upper_bound`` in its
+        episode rows: the offline optimum's LP bound); ``{}`` without any bound."""
+        best: dict[int, float] = {}
+        bound: dict[int, float] = {}
+        for rows in self.episodes.values():
+            for r in rows:
+                best[r["seed"]] = max(best.get(r["seed"], -np.inf), r["return"])
+                if r.get("upper_bound") is not None:
+                    bound[r["seed"]] = min(bound.get(r["seed"], np.inf), r["upper_bound"])
+        if not bound:
+            return {}
+        out = {}
+        for name, rows in self.episodes.items():
+            to_best = [(best[r["seed"]] - r["return"]) / best[r["seed"]] for r in rows if best[r["seed"]] > 0]
+            to_bound = [(bound[r["seed"]] - r["return"]) / bound[r["seed"]] for r in rows
+                        if bound.get(r["seed"], 0) > 0]
+            out[name] = {"to_best": dict(zip(("mean", "ci95"), mean_ci(to_best))),
+                         "to_bound": dict(zip(("mean", "ci95"), mean_ci(to_bound)))}
+        return out
+
+    def gap_table(self) -> str:
+        """Markdown of :meth:`gaps` (empty without a bound), with the planner's status and solve times."""
+        gaps = self.gaps()
+        if not gaps:
+            return ""
+        lines = ["", "| policy | gap to the best known plan | gap to the upper bound |", "|---|---|---|"]
+        for name, g in gaps.items():
+            cells = [_fmt({"mean": 100 * g[k]["mean"], "ci95": 100 * g[k]["ci95"]}, ".1f") + "%"
+                     for k in ("to_best", "to_bound")]
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        notes = []
+        for name, rows in self.episodes.items():
+            if any("solve_seconds" in r for r in rows):
+                solve = np.array([r["solve_seconds"] for r in rows])
+                statuses = sorted({str(r.get("status", "?")) for r in rows})
+                notes.append(f"{name}: status {', '.join(statuses)}, solve {solve.min():.1f}-{solve.max():.1f} s "
+                             "per episode")
+        return ("\n".join(lines) + "\n\nGaps: (best known plan or bound - return) / it, per seed (best known plan: "
+                "the highest return of any policy on the seed; bound: the LP upper bound on any policy's return)"
+                + ("; " + "; ".join(notes) if notes else "") + ".\n")
 
     def to_json(self) -> dict:
         return {"env_id": self.env_id, "scenario": self.scenario.name, "version": self.scenario.version,

@@ -237,3 +237,51 @@ def test_native_vector_env_matches_single_envs():
             o, r, t, _, _ = env.step(int(actions[i]))
             assert r == rewards[i] and t == term[i]
             assert all(np.array_equal(o[k], obs[k][i]) for k in o)
+
+
+def test_astroplan_per_site_replays_each_sites_plan_within_the_mask():
+    from astrogym.agents.network.astroplan import AstroplanPerSite
+
+    env = gym.make(ENV_ID, sites="la_palma,siding_spring", n_targets=10, too_pool=16, wait_s=120.0)
+    policy = AstroplanPerSite(env)
+    total, info, *_ = _play(env, policy, seed=0)
+    assert len(policy.planners) == 2 and policy.plan_seconds > 0
+    assert all(p.plan for p in policy.planners)  # each site planned something
+    assert 0.0 < total <= 1.0
+    counted = [e for e in env.unwrapped.log if e["outcome"] == "counted"]
+    assert {e["telescope"] for e in counted} == {0, 1}
+
+
+def test_online_lookahead_never_reads_the_future():
+    """Its decision at a given moment is the same whatever the weather after now and whatever ToOs arrive later."""
+    from astrogym.agents.network.lookahead import NetworkLookahead
+    from astrogym.envs.scheduling.weather import WeatherTrack
+
+    kwargs = dict(sites="la_palma,siding_spring", n_targets=12, too_pool=32, wait_s=120.0)
+    env = gym.make(ENV_ID, **kwargs).unwrapped
+    obs, _ = env.reset(seed=4)
+    base = CoordinatedGreedy.for_env(env)
+    online = NetworkLookahead(env, n_candidates=3, horizon_s=1800.0)
+    actions = []
+    while True:  # play the base policy to the first decision with a real choice between candidates
+        choice = online.choose(obs)
+        if online.simulated:
+            break
+        actions.append(int(base.predict(obs)[0]))
+        obs, *_ = env.step(actions[-1])
+    clock = env.network_clock_s
+    # the same night with every site's weather after now changed, and the ToOs still to come moved
+    tracks = []
+    for night, w in zip(env.site_nights, env.weather_tracks):
+        later = night.offset_s + night.table.times_s > clock + env.config.grid_s
+        tracks.append(WeatherTrack(np.where(later, 3.0, w.seeing_arcsec), np.where(later, 2, w.cloud_state).astype(
+            np.int8), np.where(later, 2.0, w.cloud_tau)))
+    toos = [t if t.arrival_s <= clock else TargetOfOpportunity(t.arrival_s, t.deadline_s, (t.pool_index + 1) % 32,
+                                                                t.priority, t.snr, t.exposure_s, t.mag)
+            for t in env.toos]
+    twin = gym.make(ENV_ID, **kwargs).unwrapped
+    obs2, _ = twin.reset(seed=4, options={"weather": tracks, "toos": toos})
+    for a in actions:
+        obs2, *_ = twin.step(a)
+    assert twin.network_clock_s == clock and all(np.array_equal(obs[k], obs2[k]) for k in ("nodes", "site_nodes"))
+    assert NetworkLookahead(twin, n_candidates=3, horizon_s=1800.0).choose(obs2) == choice

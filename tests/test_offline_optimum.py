@@ -1,4 +1,9 @@
-"""The offline optimum of TelescopeScheduling-v0: a feasible plan, a faithful replay, an exact small case."""
+"""The offline optimum of TelescopeScheduling-v0.
+
+Its time-indexed CP-SAT candidate (:class:`TimeIndexedPlanner`): a feasible plan, a faithful replay, an exact
+small case. The search over action sequences (:class:`OfflineOptimum`): never below its warm starts, replayed
+exactly, below the (tightened) LP bound.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import astrogym  # noqa: F401
 import gymnasium as gym
 import numpy as np
 import pytest
-from astrogym.agents.scheduling.optimum import OfflineOptimum, plan_value, upper_bound_lp
+from astrogym.agents.scheduling.greedy import GreedyScheduler
+from astrogym.agents.scheduling.optimum import OfflineOptimum, TimeIndexedPlanner, plan_value, upper_bound_lp
 from astrogym.envs.scheduling import kernels as K
 from astrogym.envs.scheduling.catalogue import Catalogue
 from astrogym.envs.scheduling.telescope import FILTERS, P_FILTER, P_READOUT
@@ -58,7 +64,7 @@ def _replay(env, policy, seed=0):
 @pytest.fixture(scope="module")
 def solved():
     env = _make()
-    policy = OfflineOptimum(env, slot_s=120, time_limit_s=15)
+    policy = TimeIndexedPlanner(env, slot_s=120, time_limit_s=15)
     ret, invalid, info = _replay(env, policy)
     return env, policy, ret, invalid, info
 
@@ -211,12 +217,12 @@ def test_tiny_instance_matches_exhaustive_search():
     """
     cat = _windowed_catalogue(4)
     env = gym.make(ENV_ID, catalogue=cat, weather="clear", wait_s=60)
-    coarse = OfflineOptimum(env, slot_s=300, time_limit_s=20, max_block_exposures=2, upper_bound=False)
+    coarse = TimeIndexedPlanner(env, slot_s=300, time_limit_s=20, max_block_exposures=2, upper_bound=False)
     env.reset(seed=0)
     coarse.solve()
     assert coarse.status == "OPTIMAL"
     assert coarse.objective == pytest.approx(_exhaustive(coarse, env.unwrapped), abs=2e-4)
-    pol = OfflineOptimum(env, slot_s=60, time_limit_s=20)
+    pol = TimeIndexedPlanner(env, slot_s=60, time_limit_s=20)
     ret, invalid, _ = _replay(env, pol)
     assert invalid == 0 and pol.status == "OPTIMAL"
     assert coarse.objective <= pol.objective + 1e-6 <= pol.upper_bound + 2e-6
@@ -244,7 +250,7 @@ def test_tiny_instance_matches_exhaustive_search():
 
 def test_replans_on_new_episode():
     env = _make(n_targets=6)
-    pol = OfflineOptimum(env, slot_s=300, time_limit_s=3, upper_bound=False)
+    pol = TimeIndexedPlanner(env, slot_s=300, time_limit_s=3, upper_bound=False)
     obs, _ = env.reset(seed=0)
     pol.predict(obs)
     first = pol._nights_ref
@@ -258,18 +264,18 @@ def test_replans_on_new_episode():
 def test_bad_input():
     env = _make(n_targets=4)
     with pytest.raises(ValueError, match="slot_s"):
-        OfflineOptimum(env, slot_s=0)
+        TimeIndexedPlanner(env, slot_s=0)
     with pytest.raises(ValueError, match="time_limit_s"):
-        OfflineOptimum(env, time_limit_s=-1)
+        TimeIndexedPlanner(env, time_limit_s=-1)
     with pytest.raises(ValueError, match="num_workers"):
-        OfflineOptimum(env, num_workers=0)
+        TimeIndexedPlanner(env, num_workers=0)
     with pytest.raises(ValueError, match="unknown CP-SAT"):
-        OfflineOptimum(env, solver_params={"not_a_parameter": 1})
+        TimeIndexedPlanner(env, solver_params={"not_a_parameter": 1})
     with pytest.raises(TypeError, match="TelescopeScheduling"):
-        OfflineOptimum(gym.make("CartPole-v1"))
+        TimeIndexedPlanner(gym.make("CartPole-v1"))
     with pytest.raises(ValueError, match="n_nights"):
-        OfflineOptimum(_make(n_targets=4, n_nights=2))
-    pol = OfflineOptimum(env, slot_s=300, time_limit_s=2, upper_bound=False)
+        TimeIndexedPlanner(_make(n_targets=4, n_nights=2))
+    pol = TimeIndexedPlanner(env, slot_s=300, time_limit_s=2, upper_bound=False)
     with pytest.raises(ValueError, match="reset"):
         pol.solve()
     obs, _ = env.reset(seed=0)
@@ -278,3 +284,96 @@ def test_bad_input():
     env.step(env.unwrapped.wait_action)
     with pytest.raises(ValueError, match="start of an episode"):
         pol.solve()
+
+
+def test_search_bad_input():
+    env = _make(n_targets=4)
+    with pytest.raises(ValueError, match="time_limit_s"):
+        OfflineOptimum(env, time_limit_s=-1)
+    with pytest.raises(ValueError, match="optimum"):
+        OfflineOptimum(env, warm_start_policies=("greedy", "optimum"))
+    with pytest.raises(TypeError, match="TelescopeScheduling"):
+        OfflineOptimum(gym.make("CartPole-v1"))
+    with pytest.raises(ValueError, match="n_nights"):
+        OfflineOptimum(_make(n_targets=4, n_nights=2))
+    with pytest.raises(ValueError, match="reset"):
+        OfflineOptimum(env).solve()
+
+
+def _greedy_return(env, seed):
+    greedy = GreedyScheduler.for_env(env)
+    return _run(env, lambda env_, obs: int(greedy.predict(obs)[0]), seed)[0]
+
+
+@pytest.mark.parametrize("seed", [1000000, 1000003])
+def test_search_never_below_greedy_and_replays_exactly(seed):
+    """On seeded nights of the default scenario's kind (stochastic weather, a drawn date): the optimum's replayed
+    return equals its plan's value exactly, is at least greedy's and every warm start's, and stays below the
+    tightened LP bound, itself below the old one."""
+    env = gym.make(ENV_ID, n_targets=10, wait_s=60.0, date="2026-12-15", date_range_days=30)
+    g = _greedy_return(env, seed)
+    pol = OfflineOptimum(env, time_limit_s=1.0, warm_start_policies=("greedy", "lookahead-clairvoyant"),
+                         cpsat_time_limit_s=1.0)
+    ret, invalid, _ = _replay(env, pol, seed)
+    assert invalid == 0 and pol.diverged == 0
+    assert ret == pol.objective  # exact: the plan is the env's own action sequence
+    assert pol.candidates["greedy"] == pytest.approx(g, abs=1e-12)
+    assert all(ret >= v for v in pol.candidates.values())
+    assert ret >= g
+    assert pol.status in ("optimal", "feasible") and 0.0 <= pol.gap < 1.0
+    assert g <= ret <= pol.upper_bound + 1e-9
+    env.reset(seed=seed)
+    old = upper_bound_lp(env, cap_progress=False, busy_windows_s=(), visit_order=False)
+    assert pol.upper_bound <= old + 1e-9
+    assert pol.episode_report()["upper_bound"] == pol.upper_bound
+
+
+def test_tightened_bound_above_exhaustive_orders():
+    """The tiny windowed instance: the tightened bound is still above the best of every order of observing the
+    targets as soon as the env allows (brute force through the env), and above the optimum's search."""
+    cat = _windowed_catalogue(4)
+    env = gym.make(ENV_ID, catalogue=cat, weather="clear", wait_s=60)
+    pol = OfflineOptimum(env, time_limit_s=1.0, warm_start_policies=("greedy", "lookahead-clairvoyant"),
+                         cpsat_time_limit_s=2.0)
+    ret, _, _ = _replay(env, pol)
+    best_order = 0.0
+    for order in set(itertools.permutations([0, 1, 1, 2, 3])):
+        queue = [(i, order[:k].count(i)) for k, i in enumerate(order)]
+
+        def asap(env_, obs, queue=queue):
+            u = env_.unwrapped
+            mask = u.action_masks()
+            visits = u.state["visits"]
+            while queue and (visits[queue[0][0]] > queue[0][1] or
+                             (not mask[queue[0][0]] and obs["nodes"][queue[0][0], 4] == 0)):
+                queue.pop(0)
+            if queue and mask[queue[0][0]]:
+                return queue[0][0]
+            return u.wait_action
+
+        best_order = max(best_order, _run(env, asap)[0])
+    env.reset(seed=0)
+    bound = upper_bound_lp(env)
+    assert max(best_order, ret) <= bound + 1e-9
+    assert ret >= best_order - 0.02
+
+
+def test_gap_table_reports_best_known_plan_and_bound():
+    from astrogym.experiments.evaluation import Evaluation
+    from astrogym.experiments.registry import get_domain
+    from astrogym.experiments.scenarios import get_scenario
+
+    result = Evaluation(ENV_ID, get_scenario(ENV_ID, "default"), get_domain(ENV_ID))
+    result.episodes = {
+        "greedy": [{"seed": 1, "return": 0.5}, {"seed": 2, "return": 0.4}],
+        "optimum": [{"seed": 1, "return": 0.6, "upper_bound": 0.8, "status": "feasible", "solve_seconds": 3.0},
+                    {"seed": 2, "return": 0.5, "upper_bound": 0.5, "status": "optimal", "solve_seconds": 1.0}],
+    }
+    gaps = result.gaps()
+    assert gaps["optimum"]["to_best"]["mean"] == 0.0
+    assert gaps["greedy"]["to_best"]["mean"] == pytest.approx(((0.6 - 0.5) / 0.6 + (0.5 - 0.4) / 0.5) / 2)
+    assert gaps["optimum"]["to_bound"]["mean"] == pytest.approx((0.2 / 0.8 + 0.0) / 2)
+    text = result.gap_table()
+    assert "gap to the best known plan" in text and "status feasible, optimal" in text
+    result.episodes = {"greedy": result.episodes["greedy"]}
+    assert result.gap_table() == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from astrogym.envs.scheduling.weather import ClearWeather, StochasticWeather, We
 
 # The ToO pool's random catalogue is seeded apart from the targets' (same catalogue_seed, another stream).
 _POOL_SEED_OFFSET = 7_919
+_EPISODES = itertools.count()
 
 
 @dataclass
@@ -415,6 +417,7 @@ class TelescopeNetworkEnv(AstrogymEnv):
         self._load_too_edges()
         self._arrived = -1  # forces the node and edge masks to be set
         self._log = []
+        self._episode_token = next(_EPISODES)  # copies of the env (deepcopy, pickle) share it: their snapshots fit
         self._start_episode()
         self._decider, self._clock, _, _ = NK.advance(self._st, self._par, self._pending, self._targ_all, self._visits,
                                                       self._snr2, self._last_end, self._net, self._too_done,
@@ -636,13 +639,13 @@ class TelescopeNetworkEnv(AstrogymEnv):
         self._require_reset("snapshot()")
         snap = {name: getattr(self, name).copy() for name in self._MUTABLE}
         snap.update(decider=self._decider, clock=self._clock, arrived=self._arrived, needs_reset=self._needs_reset,
-                    log=[list(e) for e in self._log], episode=id(self._nights))
+                    log=[list(e) for e in self._log], episode=self._episode_token)
         return snap
 
     def restore(self, snapshot: dict) -> None:
         """Put back a :meth:`snapshot` of this episode (``ValueError`` for one of another episode)."""
-        if not isinstance(snapshot, dict) or snapshot.get("episode") != id(self._nights):
-            raise ValueError("restore() needs a snapshot() of this env's current episode")
+        if not isinstance(snapshot, dict) or snapshot.get("episode") != self._episode_token:
+            raise ValueError("restore() needs a snapshot() of this env's current episode (or of a copy of it)")
         for name in self._MUTABLE:
             np.copyto(getattr(self, name), snapshot[name])
         self._decider, self._clock, self._arrived = snapshot["decider"], snapshot["clock"], snapshot["arrived"]
@@ -667,6 +670,21 @@ class TelescopeNetworkEnv(AstrogymEnv):
                 raise ValueError(f"set_weather: track {k} has {w.seeing_arcsec.size} points; the night has {ng}")
             arr["seeing"][k, :ng], arr["cloud_state"][k, :ng], arr["cloud_tau"][k, :ng] = (
                 w.seeing_arcsec, w.cloud_state, w.cloud_tau)
+
+    def hide_toos_after(self, clock_s: float) -> None:
+        """Make ToOs arriving after ``clock_s`` never arrive (and those before it arrive as drawn), in this env's own
+        arrays: simulation copies of online lookahead policies, which must not know of alerts still to come."""
+        self._require_reset("hide_toos_after()")
+        arr, n_cat, n = self._arr, self.n_catalogue, len(self._toos)
+        cols = slice(n_cat, n_cat + n)
+        if getattr(self, "_too_columns", None) is None or self._too_columns[0] is not self._nights:
+            self._too_columns = (self._nights, arr["vis_run"][:, :, cols].copy(), arr["vis_left"][:, :, cols].copy(),
+                                 np.array([t.arrival_s for t in self._toos]))
+        _, vis_run, vis_left, arrival = self._too_columns
+        known = arrival <= clock_s
+        arr["vis_run"][:, :, cols] = np.where(known[None, None, :], vis_run, 0)
+        arr["vis_left"][:, :, cols] = np.where(known[None, None, :], vis_left, 0.0)
+        self._too_arrival[:n] = np.where(known, arrival, np.inf)
 
     # -- rendering ------------------------------------------------------------------------------------------
     def _render_frame(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +177,18 @@ class TelescopeSchedulingEnv(AstrogymEnv):
     :meth:`action_masks`, :attr:`target_table` and :attr:`kernel_parameters` (copies of the
     kernels' catalogue columns and tonight's parameters), :attr:`log` (one
     ``(night, target, decision time, start, end, snr)`` per exposure), :attr:`needs_reset`.
+
+    Search protocol (lookahead and offline search over the env's own compiled step; a network env
+    implements the same names): :meth:`snapshot` returns an opaque copy of every piece of episode
+    state that ``step`` and the observation change (state arrays, visits, SNR^2, last visit ends,
+    the observed-tonight flags, night index, exposure log, the observation buffers and mask, the
+    end-of-episode flag), not the read-only night tables; :meth:`restore` puts the env (or a
+    ``copy.deepcopy`` of it) back exactly and returns the observation there, so the same actions then
+    give bit-identical rewards, observations and infos. Only ``reset`` draws
+    from the env's RNG, so the RNG is not part of a snapshot. :attr:`weather_tracks` is the episode's
+    weather (one :class:`WeatherTrack` per night) and :meth:`set_weather` replaces it from now on
+    (simulation copies made with ``copy.deepcopy(env.unwrapped)`` plan on forecast weather that
+    way; a forecaster's globals, computed at reset, are left as they were).
 
     ## Reset Options
     ``RESET_OPTIONS``: ``{"date": "YYYY-MM-DD"}`` starts on that date; ``{"catalogue": Catalogue}``
@@ -399,6 +412,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         self._tonight = np.zeros(n, np.uint8)
         self._st = np.zeros(K.S_COLS)
         self.log = []
+        # identifies the episode for restore(); a deepcopy keeps it, so a simulation copy takes the snapshots
+        self._episode_token = int.from_bytes(os.urandom(8), "little")
         self._start_episode()
         self._start_night(0)
         self._observe()
@@ -611,6 +626,69 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         alt, az, lst, ra_app, dec_app, _, _ = self._kernel_night
         return float(K.overhead_time(int(self._st[K.S_POINT]), int(target), self._st[K.S_T], alt, az, lst, ra_app,
                                      dec_app, self._targ, self._par, int(self._st[K.S_FILTER])))
+
+    # -- search protocol: snapshot / restore / weather, for lookahead and offline search ------------------
+    _SNAPSHOT_ARRAYS = ("_st", "_visits", "_snr2", "_last_end", "_tonight", "_nodes", "_edges", "_mask")
+
+    def snapshot(self) -> tuple:
+        """An opaque copy of the episode's mutable state (see the class docstring's Accessors); cheap: the
+        night tables are shared, not copied. :meth:`restore` takes it back."""
+        self._require_reset("snapshot()")
+        arrays = tuple(getattr(self, a).copy() for a in self._SNAPSHOT_ARRAYS)
+        return self._episode_token, self._night_index, arrays, tuple(self.log), self._needs_reset
+
+    def restore(self, snapshot: tuple) -> dict:
+        """Put the env back in the state :meth:`snapshot` returned and return the observation there. The
+        snapshot may come from this env or from a ``copy.deepcopy`` of it taken in the same episode (a
+        simulation copy follows the real env that way); the same actions then give bit-identical results.
+        Arrays are written in place, so the kernels' argument bindings stay valid.
+
+        Raises
+        ------
+        ValueError: the snapshot is of another episode (this env was reset since, or never copied from it).
+        """
+        self._require_reset("restore()")
+        token, index, arrays, log, needs_reset = snapshot
+        if token != self._episode_token:
+            raise ValueError("restore(): the snapshot is of another episode (reset since it was taken)")
+        for name, value in zip(self._SNAPSHOT_ARRAYS, arrays):
+            getattr(self, name)[...] = value
+        if index != self._night_index:
+            self._night_index = index
+            self._par = self._params(self._nights[index])
+            self._bind_kernel_args()
+        self.log = list(log)
+        self._needs_reset = needs_reset
+        return self._obs()
+
+    @property
+    def weather_tracks(self) -> list[WeatherTrack]:
+        """This episode's weather, one :class:`WeatherTrack` per night (the env's own; do not modify them)."""
+        return [night.weather for night in self._nights]
+
+    def set_weather(self, tracks: list[WeatherTrack]) -> None:
+        """Replace the episode's weather from now on (one :class:`WeatherTrack` per night, on the night tables'
+        grid; the env keeps copies): a simulation copy's forecast. The kernels are rebound to the new arrays;
+        the state, the exposure log and the current observation are unchanged (the next step sees the new
+        weather).
+
+        Raises
+        ------
+        ValueError: not one track per night on the nights' grids.
+        """
+        self._require_reset("set_weather()")
+        if len(tracks) != len(self._nights):
+            raise ValueError(f"set_weather() needs one WeatherTrack per night ({len(self._nights)}), got "
+                             f"{len(tracks)}")
+        for night, w in zip(self._nights, tracks):
+            if not isinstance(w, WeatherTrack) or w.seeing_arcsec.shape != night.table.times_s.shape:
+                raise ValueError(f"set_weather(): a WeatherTrack on the night's grid of {night.table.times_s.size} "
+                                 "points is needed for every night")
+        for night, w in zip(self._nights, tracks):
+            night.weather = WeatherTrack(seeing_arcsec=np.array(w.seeing_arcsec, dtype=float),
+                                         cloud_state=np.array(w.cloud_state, dtype=np.int8),
+                                         cloud_tau=np.array(w.cloud_tau, dtype=float))
+        self._bind_kernel_args()
 
     # -- rendering -----------------------------------------------------------------------------------------
     def _render_frame(self):

@@ -70,8 +70,8 @@ def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
         lines.append(f"| {name} | {row['return']:.3f} | {row.get('toos_served', 0):.0f}/"
                      f"{row.get('toos_arrived', 0):.0f} | {row.get('duplicates', 0):.0f} | `{path.name}` |")
 
-    evaluate(env_id, scenario, [p.name for p in policies_for(env_id, benchmark_only=True)], episodes=1,
-             progress=False, after_episode=plot)
+    names = [p.name for p in policies_for(env_id, benchmark_only=True) if p.name not in scenario.skip_in_benchmark]
+    evaluate(env_id, scenario, names, episodes=1, progress=False, after_episode=plot)
     return "\n".join(lines) + "\n"
 
 

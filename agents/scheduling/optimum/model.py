@@ -1,10 +1,16 @@
-"""Offline optimum for ``astrogym/TelescopeScheduling-v0``: an integer program that knows the night's weather.
+"""A time-indexed CP-SAT plan of a ``astrogym/TelescopeScheduling-v0`` night with its weather known.
 
-:class:`OfflineOptimum` reads the episode's night table, visibility mask and drawn
+One candidate of the offline optimum (:class:`~astrogym.agents.scheduling.optimum.offline.OfflineOptimum`
+replays this plan in a simulation copy and keeps it if it is the best start of its search; used on small
+catalogues, up to ``cpsat_max_targets``). Its formulation is conservative: every block pays the
+worst-case slew to its target and whole slots, so its own value is a lower estimate and a good
+heuristic can beat it; the offline optimum's exact search over action sequences does not have that
+limitation.
+
+:class:`TimeIndexedPlanner` reads the episode's night table, visibility mask and drawn
 :class:`~astrogym.envs.scheduling.weather.WeatherTrack` (``env.unwrapped.nights[0]``), plans the
 whole night as a time-indexed integer program solved with OR-Tools CP-SAT, and replays the plan
-through the env with the stable-baselines3 ``predict`` interface. It is the yardstick for the
-"gap to an offline optimum" in ``shared/reference/scheduling.md``. Single-night episodes only.
+through the env with the stable-baselines3 ``predict`` interface. Single-night episodes only.
 
 Formulation (time-indexed, slots of ``slot_s`` = Δ, ``T = floor(night / Δ)`` slots)
 -----------------------------------------------------------------------------------
@@ -126,7 +132,7 @@ def _slew_bounds(times, alt, az, lst, ra_app, dec_app, par):
     return out
 
 
-class OfflineOptimum(Policy):
+class TimeIndexedPlanner(Policy):
     """Plan a night with full knowledge of its weather (CP-SAT), then replay the plan.
 
     Parameters
@@ -180,7 +186,7 @@ class OfflineOptimum(Policy):
         if not all(hasattr(u, a) for a in ("nights", "action_masks", "overhead_s", "wait_action", "catalogue")):
             raise TypeError(f"env must be an astrogym/TelescopeScheduling-v0 env, got {type(u).__name__}")
         if u.config.n_nights != 1:
-            raise ValueError(f"OfflineOptimum plans single nights; this env has n_nights={u.config.n_nights}")
+            raise ValueError(f"TimeIndexedPlanner plans single nights; this env has n_nights={u.config.n_nights}")
         for name, value, lo in (("slot_s", slot_s, 1.0), ("time_limit_s", time_limit_s, 0.0)):
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= lo) or (
                     name == "time_limit_s" and value == 0):
@@ -240,7 +246,7 @@ class OfflineOptimum(Policy):
         """Forget the plan; the next :meth:`predict` plans the env's current episode."""
         self._reset_results()
 
-    def solve(self) -> OfflineOptimum:
+    def solve(self) -> TimeIndexedPlanner:
         """Plan the env's current episode (call after ``env.reset``; :meth:`predict` does it by itself).
 
         Raises
@@ -253,7 +259,7 @@ class OfflineOptimum(Policy):
             raise ValueError("reset the env before planning")
         st = u.state
         if st["time_s"] > 0.0 or st["visits"].any() or st["snr2"].any():
-            raise ValueError("OfflineOptimum plans from the start of an episode; reset the env first")
+            raise ValueError("TimeIndexedPlanner plans from the start of an episode; reset the env first")
         self._reset_results()
         self._nights_ref = u.nights
         t0 = time.perf_counter()
@@ -479,7 +485,8 @@ class OfflineOptimum(Policy):
             nodes = np.asarray(observation["nodes"])
             if nodes.ndim == 3:
                 if nodes.shape[0] != 1:
-                    raise ValueError(f"OfflineOptimum follows one env; got a batch of {nodes.shape[0]} observations")
+                    raise ValueError(f"TimeIndexedPlanner follows one env; got a batch of {nodes.shape[0]} "
+                                     "observations")
                 batched = True
         u = self.env.unwrapped
         t = float(u.state["time_s"])
@@ -492,4 +499,4 @@ class OfflineOptimum(Policy):
         return (np.array([a]) if batched else a), None
 
 
-__all__ = ["OfflineOptimum"]
+__all__ = ["TimeIndexedPlanner"]
