@@ -348,7 +348,9 @@ _BUILTIN += (
     ("lookahead", "_network_lookahead_online", NETWORK_IDS, "coordinated-greedy rollouts of the whole network for "
      "the top candidates, weather and ToOs known only so far (expected-weather forecast)", True),
     ("lookahead-clairvoyant", "_network_lookahead_clairvoyant", NETWORK_IDS, "the same rollouts with the true "
-     "weather and ToOs (a clairvoyant reference)", True),
+     "weather and ToOs (a clairvoyant reference; `evaluate` only: the optimum covers it in the main job)", False),
+    ("optimum", "_optimum", NETWORK_IDS, "offline search over action sequences with every site's weather and the "
+     "ToOs known (warm starts from the greedies and lookaheads, then LNS), replayed", True),
     ("astroplan-per-site", "_astroplan_per_site", NETWORK_IDS, "each telescope replays its own site's astroplan "
      "PriorityScheduler plan (sites unaware of each other), interrupted for ToOs", True),
 )
@@ -356,6 +358,9 @@ for _name, _factory, _ids, _summary, _bench in _BUILTIN:
     register_policy(_name, f"{__name__}:{_factory}", env_ids=_ids, summary=_summary, in_benchmark=_bench)
 register_policy("gnn", "astrogym.agents.scheduling.gnn:shipped_policy", env_ids=SCHEDULING_IDS,
                 summary="GNN (GINE, greedy prior) trained with MaskablePPO, shipped (agents/shipped/gnn.zip)")
+register_policy("gnn", "astrogym.agents.network.gnn:shipped_policy", env_ids=NETWORK_IDS,
+                summary="network GNN (GINE, coordinated-greedy prior) trained with MaskablePPO, shipped "
+                        "(agents/shipped/network_gnn.zip)")
 
 # Shipped trained policies (agents/shipped/NAME.yml records the `astrogym train` command behind each).
 register_policy("cnn", checkpoint="agents/shipped/cnn.zip", env_ids=("astrogym/AdaptiveOpticsSmall-v0",),

@@ -261,7 +261,7 @@ def test_online_lookahead_never_reads_the_future():
     env = gym.make(ENV_ID, **kwargs).unwrapped
     obs, _ = env.reset(seed=4)
     base = CoordinatedGreedy.for_env(env)
-    online = NetworkLookahead(env, n_candidates=3, horizon_s=1800.0)
+    online = NetworkLookahead(env, n_candidates=3, horizon_s=1800.0)  # short: a fast test
     actions = []
     while True:  # play the base policy to the first decision with a real choice between candidates
         choice = online.choose(obs)
@@ -285,3 +285,17 @@ def test_online_lookahead_never_reads_the_future():
         obs2, *_ = twin.step(a)
     assert twin.network_clock_s == clock and all(np.array_equal(obs[k], obs2[k]) for k in ("nodes", "site_nodes"))
     assert NetworkLookahead(twin, n_candidates=3, horizon_s=1800.0).choose(obs2) == choice
+
+
+def test_offline_optimum_on_a_small_network_is_never_below_its_warm_starts_and_replays_exactly():
+    from astrogym.agents.scheduling.optimum import OfflineOptimum
+
+    env = gym.make(ENV_ID, sites="la_palma,siding_spring", n_targets=10, too_pool=16, wait_s=120.0)
+    for seed in (0, 1):
+        base, *_ = _play(env, CoordinatedGreedy.for_env(env), seed)
+        blind, *_ = _play(env, NetworkGreedy.for_env(env), seed)
+        optimum = OfflineOptimum(env, time_limit_s=1.0, warm_start_policies=("coordinated-greedy", "greedy"))
+        total, info, *_ = _play(env, optimum, seed)
+        assert total == pytest.approx(optimum.objective, abs=1e-12) and optimum.diverged == 0
+        assert total >= max(base, blind) - 1e-12
+        assert optimum.status == "feasible" and optimum.upper_bound is None  # no network LP bound

@@ -4,7 +4,7 @@
 ``TelescopeNetwork-v0``: at each decision with a choice, the deciding telescope's ``n_candidates``
 best targets by :class:`~astrogym.agents.network.greedy.CoordinatedGreedy`'s score (its own choice
 first) and waiting are each played in a copy of the env (:meth:`snapshot`/:meth:`restore`), followed
-by coordinated greedy at *every* telescope until ``horizon_s`` of network time past now; the
+by coordinated greedy at *every* telescope to the end of the night (or ``horizon_s`` of network time); the
 candidate with the highest simulated network return is taken (the base choice unless another beats
 it by ``margin``). Simulating the whole network is what makes it coordinate beyond the base rule:
 a target left for a better-placed site, or a ToO a later site can reach, shows in the return.
@@ -68,14 +68,17 @@ class NetworkLookahead(Policy):
     ----------
     env: a ``TelescopeNetwork-v0`` env (wrapped or not).
     n_candidates: targets tried per decision, waiting besides.
-    horizon_s: network seconds past now each rollout runs (None: to the end of the episode).
+    horizon_s: network seconds past now each rollout runs (None, the default: to the end of the episode, where the
+        rollout algorithm's cost-improvement property holds: with the true weather it is never below its base
+        policy; on training seeds 10-14 of the small scenario, 1 h horizons fell below coordinated greedy on 2 of
+        5 nights, full ones on none).
     weather: ``"forecast"`` (online) or ``"truth"`` (clairvoyant).
     margin: fraction by which another candidate must beat the base choice (None: 0.05 on a forecast, 0 on the
         truth, as the single-site lookahead).
     greedy_options: keyword arguments of :class:`CoordinatedGreedy`.
     """
 
-    def __init__(self, env, n_candidates: int = 4, horizon_s: float | None = 3600.0, weather: str = "forecast",
+    def __init__(self, env, n_candidates: int = 4, horizon_s: float | None = None, weather: str = "forecast",
                  margin: float | None = None, greedy_options: dict | None = None):
         u = getattr(env, "unwrapped", env)
         if not isinstance(u, TelescopeNetworkEnv):

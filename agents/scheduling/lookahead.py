@@ -96,9 +96,14 @@ def expected_forecast(model, site, tracks: list[WeatherTrack], night: int, time_
     return out
 
 
-def greedy_candidates(greedy: GreedyScheduler, nodes: np.ndarray, k: int) -> list[int]:
-    """Greedy's choice first, then the next ``k - 1`` best-scored targets, then waiting (if not already in)."""
-    score = greedy.scores(nodes[None])[0]
+def greedy_candidates(greedy, observation, k: int) -> list[int]:
+    """Greedy's choice first, then the next ``k - 1`` best-scored targets, then waiting (if not already in).
+
+    ``greedy`` is any greedy with ``scores`` and ``wait_action`` (the network's read the whole observation);
+    ``observation`` one observation dict (or, for the single-site greedy, its ``nodes``)."""
+    if isinstance(observation, dict) and isinstance(greedy, GreedyScheduler):
+        observation = np.asarray(observation["nodes"], np.float64)
+    score = greedy.scores(observation)
     order = np.argsort(-score, kind="stable")
     out = [int(i) for i in order[:k] if np.isfinite(score[i])]
     if greedy.wait_action not in out:

@@ -642,8 +642,9 @@ class TelescopeNetworkEnv(AstrogymEnv):
                     log=[list(e) for e in self._log], episode=self._episode_token)
         return snap
 
-    def restore(self, snapshot: dict) -> None:
-        """Put back a :meth:`snapshot` of this episode (``ValueError`` for one of another episode)."""
+    def restore(self, snapshot: dict) -> dict:
+        """Put back a :meth:`snapshot` of this episode, or of a copy of the env in it, and return the observation
+        there (``ValueError`` for one of another episode)."""
         if not isinstance(snapshot, dict) or snapshot.get("episode") != self._episode_token:
             raise ValueError("restore() needs a snapshot() of this env's current episode (or of a copy of it)")
         for name in self._MUTABLE:
@@ -651,6 +652,19 @@ class TelescopeNetworkEnv(AstrogymEnv):
         self._decider, self._clock, self._arrived = snapshot["decider"], snapshot["clock"], snapshot["arrived"]
         self._needs_reset = snapshot["needs_reset"]
         self._log = [list(e) for e in snapshot["log"]]
+        return self._obs()
+
+    @property
+    def search_clock(self) -> tuple[int, float]:
+        """``(0, network seconds)`` of the next decision (the single-site env's ``(night, seconds)`` shape)."""
+        self._require_reset("search_clock")
+        return 0, float(self._clock) if self._decider >= 0 else float(self.combined_length_s)
+
+    @property
+    def requested_visits(self) -> np.ndarray:
+        """(max_targets,) visits each action's target needs (catalogue, then ToO slots)."""
+        self._require_reset("requested_visits")
+        return self._targ_all[0][:, K.T_NVIS].astype(np.int64)
 
     @property
     def weather_tracks(self) -> list[WeatherTrack]:

@@ -662,6 +662,18 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         return self._obs()
 
     @property
+    def search_clock(self) -> tuple[int, float]:
+        """(night, seconds into it) of the next decision: ordered like time, what search code compares (the network
+        env gives its network clock the same shape)."""
+        self._require_reset("search_clock")
+        return self._night_index, float(self._st[K.S_T])
+
+    @property
+    def requested_visits(self) -> np.ndarray:
+        """(N,) visits each target needs (the catalogue's, indexed like the actions)."""
+        return np.asarray(self.catalogue.n_visits, np.int64)
+
+    @property
     def weather_tracks(self) -> list[WeatherTrack]:
         """This episode's weather, one :class:`WeatherTrack` per night (the env's own; do not modify them)."""
         return [night.weather for night in self._nights]

@@ -25,6 +25,11 @@ Time resolution: decisions come after every readout and every ``wait_s`` (60 s i
 every policy; nothing is rounded to slots, so the plan loses nothing to slot rounding beyond what the
 env's own decision points impose on any policy.
 
+The same search runs on ``TelescopeNetwork-v0`` (the offline optimum on small network instances): the
+base policy is :class:`~astrogym.agents.network.greedy.CoordinatedGreedy`, the warm starts are the
+network's greedies and lookaheads, the copy knows every site's weather and every ToO, and there is no LP
+bound (status ``"feasible"``).
+
 Status: ``"optimal"`` when the value reaches :attr:`upper_bound` (the LP bound of :mod:`lp_bound`, valid
 for any policy) within 1e-9, else ``"feasible"`` (a heuristic search: the remaining optimality gap is
 at most :attr:`gap`, relative to the bound).
@@ -52,7 +57,29 @@ from astrogym.agents.scheduling.optimum.search import (
 )
 
 ENV_ID = "astrogym/TelescopeScheduling-v0"
+NETWORK_ID = "astrogym/TelescopeNetwork-v0"
 DEFAULT_WARM_START = ("greedy", "lookahead-clairvoyant", "lookahead")
+NETWORK_WARM_START = ("coordinated-greedy", "greedy", "lookahead-clairvoyant", "lookahead")
+
+
+def _is_network(u) -> bool:
+    from astrogym.envs.network.env import TelescopeNetworkEnv
+
+    return isinstance(u, TelescopeNetworkEnv)
+
+
+def base_greedy(u):
+    """The search's base policy: the single-site greedy, or the network's coordinated greedy."""
+    if _is_network(u):
+        from astrogym.agents.network.greedy import CoordinatedGreedy
+
+        return CoordinatedGreedy.for_env(u)
+    return GreedyScheduler.for_env(u)
+
+
+def _episode(u):
+    """What identifies the env's current episode (its nights, rebuilt by every reset)."""
+    return u.site_nights if _is_network(u) else u.nights
 
 
 class OfflineOptimum(Policy):
@@ -60,12 +87,14 @@ class OfflineOptimum(Policy):
 
     Parameters
     ----------
-    env: a ``TelescopeScheduling-v0`` env (wrapped or not) with ``n_nights == 1``; the policy reads
+    env: a ``TelescopeScheduling-v0`` env (wrapped or not) with ``n_nights == 1``, or a ``TelescopeNetwork-v0``
+        env (module docstring); the policy reads
         ``env.unwrapped`` and copies it at the start of each episode.
     time_limit_s: wall-clock budget of the large-neighbourhood search per night (the warm starts and the
         CP-SAT candidate come on top: :attr:`solve_seconds` is the total).
-    warm_start_policies: registered scheduling policies (``agents/registry.py``) whose sequences are
-        candidates; the optimum is never below any of them on the same night.
+    warm_start_policies: registered policies of the env (``agents/registry.py``) whose sequences are
+        candidates; the optimum is never below any of them on the same night (None: ``DEFAULT_WARM_START``, or
+        ``NETWORK_WARM_START`` on the network).
     cpsat_max_targets: catalogues up to this size also get the time-indexed CP-SAT candidate (0: never).
     cpsat_time_limit_s: its CP-SAT limit (None: half of ``time_limit_s``, at most 10 s).
     cpsat_options: further keyword arguments of :class:`~astrogym.agents.scheduling.optimum.model.TimeIndexedPlanner`.
@@ -94,14 +123,22 @@ class OfflineOptimum(Policy):
     ValueError: a parameter is out of range, or the env has more than one night.
     """
 
-    def __init__(self, env, time_limit_s: float = 10.0, warm_start_policies: tuple[str, ...] = DEFAULT_WARM_START,
+    def __init__(self, env, time_limit_s: float = 10.0, warm_start_policies: tuple[str, ...] | None = None,
                  cpsat_max_targets: int = 40, cpsat_time_limit_s: float | None = None,
                  cpsat_options: dict | None = None, upper_bound: bool = True, bound_slot_s: float | None = None,
                  seed: int = 0, lns_options: dict | None = None):
         u = getattr(env, "unwrapped", env)
-        if not all(hasattr(u, a) for a in ("nights", "action_masks", "snapshot", "restore", "wait_action")):
-            raise TypeError(f"env must be an astrogym/TelescopeScheduling-v0 env, got {type(u).__name__}")
-        if u.config.n_nights != 1:
+        if not all(hasattr(type(u), a) for a in ("search_clock", "action_masks", "snapshot", "restore")):
+            raise TypeError(f"env must be an astrogym/TelescopeScheduling-v0 or TelescopeNetwork-v0 env, got "
+                            f"{type(u).__name__}")
+        self.network = _is_network(u)
+        self.env_id = NETWORK_ID if self.network else ENV_ID
+        if warm_start_policies is None:
+            warm_start_policies = NETWORK_WARM_START if self.network else DEFAULT_WARM_START
+        if self.network:
+            upper_bound = False  # the LP bound is single-site (the network's would need every site's sky)
+            cpsat_max_targets = 0
+        elif u.config.n_nights != 1:
             raise ValueError(f"OfflineOptimum plans single nights; this env has n_nights={u.config.n_nights}")
         if not (isinstance(time_limit_s, (int, float)) and np.isfinite(time_limit_s) and time_limit_s >= 0):
             raise ValueError(f"time_limit_s={time_limit_s!r} must be a finite number >= 0")
@@ -139,7 +176,7 @@ class OfflineOptimum(Policy):
         self.diverged = 0
         self._nights_ref = None
         self._step = 0
-        self._last_t = -1.0
+        self._last_t = (-1, -1.0)
 
     def reset(self) -> None:
         """Forget the plan; the next :meth:`predict` plans the env's current episode."""
@@ -152,7 +189,8 @@ class OfflineOptimum(Policy):
         import gymnasium as gym
 
         sim.restore(start)
-        policy = make_policy(name, PolicyContext(sim, lambda **kw: gym.make(ENV_ID, **kw), 0, {}), env_id=ENV_ID)
+        policy = make_policy(name, PolicyContext(sim, lambda **kw: gym.make(self.env_id, **kw), 0, {}),
+                             env_id=self.env_id)
         return play(sim, policy_decider(policy), start, keep_snapshots=False)
 
     def _cpsat(self, sim, start) -> Trajectory:
@@ -171,13 +209,13 @@ class OfflineOptimum(Policy):
         ValueError: the env has not been reset, or its episode has already started.
         """
         u = self.env.unwrapped
-        if not u.nights:
+        if not _episode(u):
             raise ValueError("reset the env before planning")
         st = u.state
-        if st["time_s"] > 0.0 or st["visits"].any() or st["snr2"].any() or u.log:
+        if np.any(st["time_s"] > 0.0) or st["visits"].any() or st["snr2"].any() or u.log:
             raise ValueError("OfflineOptimum plans from the start of an episode; reset the env first")
         self._reset_results()
-        self._nights_ref = u.nights
+        self._nights_ref = _episode(u)
         t0 = time.perf_counter()
         if self.compute_upper_bound:
             self.upper_bound = upper_bound_lp(u, self.bound_slot_s)
@@ -185,11 +223,11 @@ class OfflineOptimum(Policy):
         t0 = time.perf_counter()
         sim = copy.deepcopy(u)
         start = u.snapshot()
-        greedy = GreedyScheduler.for_env(sim)
+        greedy = base_greedy(sim)
         trajs: dict[str, Trajectory] = {}
         for name in self.warm_start_policies:
             trajs[name] = self._warm_start(name, sim, start)
-        if len(u.catalogue) <= self.cpsat_max_targets and self.cpsat_time_limit_s > 0:
+        if not self.network and len(u.catalogue) <= self.cpsat_max_targets and self.cpsat_time_limit_s > 0:
             trajs["cpsat"] = self._cpsat(sim, start)
         if not trajs:
             trajs["greedy"] = play(sim, greedy_decider(greedy), start, keep_snapshots=False)
@@ -237,22 +275,21 @@ class OfflineOptimum(Policy):
                     raise ValueError(f"OfflineOptimum follows one env; got a batch of {nodes.shape[0]} observations")
                 batched = True
         u = self.env.unwrapped
-        st = u.state
-        t = float(st["time_s"])
-        new = (episode_start is not None and bool(np.any(episode_start))) or u.nights is not self._nights_ref \
-            or t < self._last_t
+        clock = u.search_clock
+        new = (episode_start is not None and bool(np.any(episode_start))) or _episode(u) is not self._nights_ref \
+            or clock < self._last_t
         if new:
             self.solve()
-        self._last_t = t
+        self._last_t = clock
         k = self._step
         self._step += 1
         mask = u.action_masks()
-        if k < len(self.actions) and self.times[k] == (st["night"], t) and mask[self.actions[k]]:
+        if k < len(self.actions) and self.times[k] == clock and mask[self.actions[k]]:
             a = self.actions[k]
         else:  # the env is not where the plan is (it was stepped by someone else): greedy from here
             self.diverged += 1
-            nodes = np.asarray(observation["nodes"], np.float64)
-            a = int(np.asarray(GreedyScheduler.for_env(u).predict({"nodes": nodes})[0]).reshape(-1)[0])
+            obs = {key: np.asarray(v)[0] if batched else v for key, v in observation.items()}
+            a = int(np.asarray(base_greedy(u).predict(obs)[0]).reshape(-1)[0])
         return (np.array([a]) if batched else a), None
 
 

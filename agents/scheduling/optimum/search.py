@@ -70,9 +70,8 @@ def play(sim, decide: Callable[[Any, dict, int], int], snapshot, keep_snapshots:
         return traj
     k = 0
     while True:
-        st = sim.state
         mask = sim.action_masks()
-        traj.times.append((st["night"], st["time_s"]))
+        traj.times.append(sim.search_clock)
         traj.choice.append(bool(mask[:-1].any()))
         if keep_snapshots:
             traj.snapshots.append(sim.snapshot())
@@ -116,12 +115,11 @@ def _randomised(greedy: GreedyScheduler, rng: np.random.Generator, width: int, p
                 after: Callable[[Any, dict, int], int]) -> Callable[[Any, dict, int], int]:
     """Randomised greedy until (night, time) ``until``, then ``after``."""
     def decide(sim, obs, k):
-        st = sim.state
-        if (st["night"], st["time_s"]) >= until:
+        if sim.search_clock >= until:
             return after(sim, obs, k)
         if rng.random() < p_random:
             mask = sim.action_masks()
-            cands = [a for a in greedy_candidates(greedy, np.asarray(obs["nodes"], np.float64), width) if mask[a]]
+            cands = [a for a in greedy_candidates(greedy, obs, width) if mask[a]]
             return int(cands[rng.integers(len(cands))])
         a, _ = greedy.predict(obs)
         return int(a)
@@ -135,10 +133,9 @@ def _resume(incumbent: Trajectory, start: int, greedy: GreedyScheduler, wait_s: 
     pos = [0]
 
     def decide(sim, obs, k):
-        st = sim.state
-        now = (st["night"], st["time_s"])
+        now = sim.search_clock
         mask = sim.action_masks()
-        visits, n_visits = st["visits"], sim.catalogue.n_visits
+        visits, n_visits = sim.state["visits"], sim.requested_visits
         while pos[0] < len(queue):
             (night, t), a = queue[pos[0]]
             if visits[a] >= n_visits[a] or night < now[0] or (night == now[0] and now[1] > t + wait_s):
