@@ -1,6 +1,6 @@
 """Throughput of ``astrogym/TelescopeNetwork-v0`` against the single-site scheduler, measured in one run.
 
-``env_steps_per_s`` times ``env.step`` alone (resets and the policy are not timed), after the night
+:func:`~astrogym.experiments.bench_scheduling.env_steps_per_s` times ``env.step`` alone (resets and the policy are not timed), after the night
 tables are precomputed, with a random allowed action each step, as
 :func:`astrogym.experiments.bench_scheduling.env_steps_per_s` does for the single-site env; the
 peer in the same run is ``TelescopeScheduling-v0`` at the same number of targets (one telescope
@@ -13,31 +13,10 @@ from __future__ import annotations
 import time
 
 import gymnasium as gym
-import numpy as np
 
-import astrogym  # noqa: F401
+from astrogym.experiments.bench_scheduling import env_steps_per_s
 
 ENV_ID = "astrogym/TelescopeNetwork-v0"
-
-
-def network_steps_per_s(env_id: str = ENV_ID, steps: int = 20_000, repeats: int = 3, **env_kwargs) -> float:
-    """Median over ``repeats`` of ``env.step`` calls per second (resets and the random policy untimed)."""
-    env = gym.make(env_id, **env_kwargs).unwrapped
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    rates = []
-    for _ in range(repeats):
-        spent, done = 0.0, 0
-        while done < steps:
-            action = int(rng.choice(np.flatnonzero(env.action_masks())))
-            t0 = time.perf_counter()
-            _, _, terminated, _, _ = env.step(action)
-            spent += time.perf_counter() - t0
-            done += 1
-            if terminated:
-                env.reset(seed=done)
-        rates.append(steps / spent)
-    return float(np.median(rates))
 
 
 def precompute_seconds(n_targets: int, date: str = "2027-03-01") -> float:
@@ -66,8 +45,8 @@ def precompute_seconds(n_targets: int, date: str = "2027-03-01") -> float:
 
 def bench_network(n_targets: int = 500, steps: int = 20_000, repeats: int = 3) -> dict:
     """The network (default four sites) and the single-site env at ``n_targets`` targets, in one run."""
-    network = network_steps_per_s(ENV_ID, steps, repeats, n_targets=n_targets)
-    single = network_steps_per_s("astrogym/TelescopeScheduling-v0", steps, repeats, n_targets=n_targets)
+    network = env_steps_per_s(n_targets, steps, repeats, env_id=ENV_ID)
+    single = env_steps_per_s(n_targets, steps, repeats)
     return {"n_targets": n_targets, "network_steps_per_s": network, "single_site_steps_per_s": single,
             "ratio": network / single, "precompute_s": precompute_seconds(n_targets)}
 

@@ -50,9 +50,11 @@ def precompute_times(n_targets: int, repeats: int = 3, first_date: str = "2027-0
             "memory_s": float(np.median(memory))}
 
 
-def env_steps_per_s(n_targets: int = 100, steps: int = 20_000, repeats: int = 3) -> float:
-    """``env.step`` calls per second (resets and the random policy are not timed)."""
-    env = gym.make(ENV_ID, n_targets=n_targets)
+def env_steps_per_s(n_targets: int = 100, steps: int = 20_000, repeats: int = 3, env_id: str = ENV_ID,
+                    **env_kwargs) -> float:
+    """``env.step`` calls per second (resets and the random policy are not timed); ``env_id`` and ``env_kwargs``:
+    another scheduling env (the network's bench uses it)."""
+    env = gym.make(env_id, n_targets=n_targets, **env_kwargs)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     rates = []

@@ -30,7 +30,7 @@ import numpy as np
 
 from astrogym.agents.base import Policy
 from astrogym.agents.network.greedy import CoordinatedGreedy
-from astrogym.agents.scheduling.lookahead import WEATHER_MODES, expected_forecast
+from astrogym.agents.scheduling.lookahead import check_lookahead_options, expected_forecast
 from astrogym.envs.network.env import TelescopeNetworkEnv
 from astrogym.envs.scheduling.weather import StochasticWeather, WeatherTrack
 
@@ -83,16 +83,8 @@ class NetworkLookahead(Policy):
         u = getattr(env, "unwrapped", env)
         if not isinstance(u, TelescopeNetworkEnv):
             raise TypeError(f"NetworkLookahead needs an astrogym/TelescopeNetwork-v0 env, got {type(u).__name__}")
-        if not isinstance(n_candidates, (int, np.integer)) or n_candidates < 1:
-            raise ValueError(f"n_candidates={n_candidates!r} must be an integer >= 1")
-        if horizon_s is not None and not (np.isfinite(horizon_s) and horizon_s > 0):
-            raise ValueError(f"horizon_s={horizon_s!r} must be a finite number > 0 (or None: to the end)")
-        if weather not in WEATHER_MODES:
-            raise ValueError(f"weather={weather!r} is not allowed; choose one of {', '.join(WEATHER_MODES)}")
-        margin = (0.05 if weather == "forecast" else 0.0) if margin is None else margin
-        if not (np.isfinite(margin) and margin >= 0):
-            raise ValueError(f"margin={margin!r} must be a finite number >= 0")
-        self.env, self.n_candidates, self.weather, self.margin = u, int(n_candidates), weather, float(margin)
+        self.margin = check_lookahead_options(n_candidates, horizon_s, weather, margin)
+        self.env, self.n_candidates, self.weather = u, int(n_candidates), weather
         self.horizon_s = None if horizon_s is None else float(horizon_s)
         self.greedy = CoordinatedGreedy.for_env(u, **(greedy_options or {}))
         self._sim = None

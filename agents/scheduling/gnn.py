@@ -90,6 +90,16 @@ def greedy_prior(nodes: th.Tensor, node_mask: th.Tensor, readout_s: float = 8.0,
     The same arithmetic as :meth:`astrogym.agents.scheduling.greedy.GreedyScheduler.scores`, in float64
     so that the argmax ties the same way; ``rel`` is 0 for greedy's choice, in ``[-PRIOR_FLOOR, 0]``.
     """
+    log_score, allowed = greedy_log_score(nodes, node_mask, readout_s, max_exposures)
+    return relative_prior(log_score, allowed, nodes.dtype)
+
+
+def greedy_log_score(nodes: th.Tensor, node_mask: th.Tensor, readout_s: float | th.Tensor = 8.0,
+                     max_exposures: int = 20) -> tuple[th.Tensor, th.Tensor]:
+    """Greedy's log-score per target in float64 (``-inf`` where greedy would not take it) and its ``allowed`` mask.
+
+    ``readout_s`` may be a tensor that broadcasts against ``(B, N)`` (one readout per graph: the network env).
+    """
     x = nodes.to(th.float64)
     gain, left = x[..., NF_PROGRESS], x[..., NF_SNR_LEFT]
     positive = gain > 0
@@ -97,12 +107,17 @@ def greedy_prior(nodes: th.Tensor, node_mask: th.Tensor, readout_s: float = 8.0,
     seconds = OVERHEAD_SCALE_S * x[..., NF_OVERHEAD] + needed * (OVERHEAD_SCALE_S * x[..., NF_EXPOSURE] + readout_s)
     allowed = (x[..., NF_VALID] > 0.5) & positive & (needed <= max_exposures) & node_mask
     log_score = th.log(x[..., NF_PRIORITY].clamp_min(1e-12)) - th.log(seconds.clamp_min(1.0))
-    log_score = th.where(allowed, log_score, th.full_like(log_score, -float("inf")))
+    return th.where(allowed, log_score, th.full_like(log_score, -float("inf"))), allowed
+
+
+def relative_prior(log_score: th.Tensor, allowed: th.Tensor,
+                   dtype: th.dtype = th.float32) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """``(rel, allowed, any_allowed)`` of :func:`greedy_prior` from a float64 log-score (``-inf`` where not allowed)."""
     best = log_score.max(dim=-1, keepdim=True).values
     any_allowed = th.isfinite(best[..., 0])
     rel = th.where(allowed, log_score - th.where(th.isfinite(best), best, th.zeros_like(best)),
                    th.full_like(log_score, -PRIOR_FLOOR)).clamp_min(-PRIOR_FLOOR)
-    return rel.to(nodes.dtype), allowed, any_allowed
+    return rel.to(dtype), allowed, any_allowed
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, zero_last: bool = False) -> nn.Sequential:
@@ -134,12 +149,14 @@ class GraphEncoder(BaseFeaturesExtractor):
     the pooled embedding only.
     """
 
+    n_extra_inputs = 0  # per-node inputs a subclass adds (:meth:`prior_and_inputs`); none here
+
     def __init__(self, observation_space: spaces.Dict, hidden: int = 64, n_layers: int = 2, readout_s: float = 8.0,
                  max_exposures: int = 20):
         super().__init__(observation_space, features_dim=2 * hidden)
         self.hidden, self.readout_s, self.max_exposures = hidden, float(readout_s), int(max_exposures)
         # the env's globals, plus its forecast when it has a forecaster: sized from the space, not a constant
-        n_in = N_NODE_FEATURES + observation_space["globals"].shape[0] + 2
+        n_in = N_NODE_FEATURES + observation_space["globals"].shape[0] + 2 + self.n_extra_inputs
         self.encoder = _mlp(n_in, hidden, hidden)
         self.layers = nn.ModuleList(GINELayer(hidden) for _ in range(n_layers))
 
@@ -151,13 +168,16 @@ class GraphEncoder(BaseFeaturesExtractor):
         b, n, _ = nodes.shape
         node_mask = obs["node_mask"] > 0.5
         glob = obs["globals"].float()
-        rel, allowed, any_allowed = greedy_prior(nodes, node_mask, self.readout_s, self.max_exposures)
+        rel, allowed, any_allowed, extra = self.prior_and_inputs(obs, nodes, node_mask)
         flat_mask = node_mask.reshape(-1)
         real = flat_mask.nonzero(as_tuple=True)[0]  # padded position b * n + i of each real node
         graph = real // n  # which graph each real node belongs to
         # everything per node runs on the real nodes only: the cost follows the catalogue, not the padding
-        x = th.cat([symlog(nodes.reshape(b * n, -1)[real]), symlog(glob)[graph],
-                    (rel.reshape(-1)[real] / PRIOR_FLOOR)[:, None], allowed.reshape(-1)[real, None].float()], dim=-1)
+        parts = [symlog(nodes.reshape(b * n, -1)[real]), symlog(glob)[graph],
+                 (rel.reshape(-1)[real] / PRIOR_FLOOR)[:, None], allowed.reshape(-1)[real, None].float()]
+        if extra is not None:
+            parts.append(extra.reshape(b * n, -1)[real].to(nodes.dtype))
+        x = th.cat(parts, dim=-1)
         h = self.encoder(x)
         compact = th.full((b * n,), -1, dtype=th.long, device=nodes.device)
         compact[real] = th.arange(real.numel(), device=nodes.device)
@@ -183,6 +203,14 @@ class GraphEncoder(BaseFeaturesExtractor):
         return {"h": h, "real": real, "graph": graph, "shape": (b, n), "pooled": pooled, "globals": symlog(glob),
                 "node_mask": node_mask, "rel": rel, "any_allowed": any_allowed}
 
+    def prior_and_inputs(self, obs: dict[str, th.Tensor], nodes: th.Tensor, node_mask: th.Tensor):
+        """``(rel, allowed, any_allowed, extra)``: the prior (:func:`greedy_prior`) and extra per-node inputs.
+
+        A hook for subclasses (the network env's :mod:`astrogym.agents.network.gnn`): ``extra`` is
+        ``(B, N, n_extra_inputs)`` or None (here).
+        """
+        return (*greedy_prior(nodes, node_mask, self.readout_s, self.max_exposures), None)
+
     def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
         return self.encode(observations)["pooled"]
 
@@ -197,6 +225,8 @@ class GNNSchedulingPolicy(MaskableActorCriticPolicy):
     readout_s, max_exposures: the greedy score's constants (the env's telescope readout; GreedyScheduler's).
     """
 
+    encoder_class = GraphEncoder  # the trunk (a subclass may use a GraphEncoder subclass, see _encoder_kwargs)
+
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Discrete, lr_schedule, hidden: int = 64,
                  n_layers: int = 2, prior: bool = True, beta_init: float = 3.0, readout_s: float = 8.0,
                  max_exposures: int = 20, **kwargs: Any):
@@ -205,10 +235,12 @@ class GNNSchedulingPolicy(MaskableActorCriticPolicy):
         for key in ("features_extractor_class", "features_extractor_kwargs", "net_arch", "ortho_init"):
             kwargs.pop(key, None)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
-                         features_extractor_class=GraphEncoder,
-                         features_extractor_kwargs=dict(hidden=self.hidden, n_layers=self.n_layers,
-                                                        readout_s=self.readout_s, max_exposures=self.max_exposures),
-                         **kwargs)
+                         features_extractor_class=self.encoder_class,
+                         features_extractor_kwargs=self._encoder_kwargs(), **kwargs)
+
+    def _encoder_kwargs(self) -> dict[str, Any]:
+        return dict(hidden=self.hidden, n_layers=self.n_layers, readout_s=self.readout_s,
+                    max_exposures=self.max_exposures)
 
     def _build(self, lr_schedule) -> None:
         d = self.hidden

@@ -126,6 +126,22 @@ def greedy_rollout(sim, greedy: GreedyScheduler, obs: dict, until_s: tuple[int, 
             return total, obs, True
 
 
+def check_lookahead_options(n_candidates, horizon_s, weather: str, margin) -> float:
+    """Validate a rollout lookahead's options (``ValueError`` naming the field); returns the margin (None: 0.05 on
+    a forecast, 0 on the true weather)."""
+    if not isinstance(n_candidates, (int, np.integer)) or n_candidates < 1:
+        raise ValueError(f"n_candidates={n_candidates!r} must be an integer >= 1")
+    if horizon_s is not None and not (np.isfinite(horizon_s) and horizon_s > 0):
+        raise ValueError(f"horizon_s={horizon_s!r} must be a finite number > 0 (or None: to the end)")
+    if weather not in WEATHER_MODES:
+        raise ValueError(f"weather={weather!r} is not allowed; choose one of {', '.join(WEATHER_MODES)}")
+    if margin is None:
+        margin = 0.05 if weather == "forecast" else 0.0
+    if not (np.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin={margin!r} must be a finite number >= 0")
+    return float(margin)
+
+
 class RolloutLookahead(Policy):
     """Simulate each candidate action with greedy rollouts in a copy of the env; act on the best (module docstring).
 
@@ -158,20 +174,10 @@ class RolloutLookahead(Policy):
         u = getattr(env, "unwrapped", env)
         if not all(hasattr(u, a) for a in ("snapshot", "restore", "set_weather", "wait_action")):
             raise TypeError(f"env must be an astrogym/TelescopeScheduling-v0 env, got {type(u).__name__}")
-        if not isinstance(n_candidates, (int, np.integer)) or n_candidates < 1:
-            raise ValueError(f"n_candidates={n_candidates!r} must be an integer >= 1")
-        if horizon_s is not None and not (np.isfinite(horizon_s) and horizon_s > 0):
-            raise ValueError(f"horizon_s={horizon_s!r} must be a finite number > 0 (or None: to the end)")
-        if weather not in WEATHER_MODES:
-            raise ValueError(f"weather={weather!r} is not allowed; choose one of {', '.join(WEATHER_MODES)}")
+        self.margin = check_lookahead_options(n_candidates, horizon_s, weather, margin)
         if forecast not in FORECASTS:
             raise ValueError(f"forecast={forecast!r} is not allowed; choose one of {', '.join(FORECASTS)}")
         self.forecast = forecast
-        if margin is None:
-            margin = 0.05 if weather == "forecast" else 0.0
-        if not (np.isfinite(margin) and margin >= 0):
-            raise ValueError(f"margin={margin!r} must be a finite number >= 0")
-        self.margin = float(margin)
         self.env = env
         self.n_candidates = int(n_candidates)
         self.horizon_s = None if horizon_s is None else float(horizon_s)
@@ -248,4 +254,4 @@ class RolloutLookahead(Policy):
         return (np.array([a]) if batched else a), None
 
 
-__all__ = ["RolloutLookahead", "expected_forecast", "greedy_candidates", "greedy_rollout", "persistence_forecast"]
+__all__ = ["RolloutLookahead", "check_lookahead_options", "expected_forecast", "greedy_candidates", "greedy_rollout", "persistence_forecast"]

@@ -6,6 +6,7 @@ kernels take one layout only (native-endian ``float64``, C-contiguous), so every
 converts through :func:`as_float64_action` off its hot path. Values whose meaning as a real
 number is not clear are refused with a ``TypeError`` naming what is allowed, never reinterpreted:
 complex numbers (the imaginary part would be dropped), booleans, strings, objects, dates.
+The schedulers' discrete actions go through :func:`as_discrete_action`.
 """
 
 from __future__ import annotations
@@ -44,3 +45,26 @@ def as_float64_action(action: Any, shape: tuple[int, ...], what: str = "action")
             raise ValueError(f"{what} must have shape {shape}, got shape {a.shape}")
     # np.asarray(..., float64) also swaps big-endian bytes and widens float16 / narrows longdouble
     return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def as_discrete_action(action: Any, wait_action: int) -> int:
+    """A scheduler's action as a Python int in ``[0, wait_action]`` (``wait_action`` = wait).
+
+    Accepts Python and NumPy integers, integral floats and one-element arrays of them (what SB3 and vector
+    envs pass). Raises ``TypeError`` for anything without an integer meaning (bools, strings, 0.5, None) and
+    ``ValueError`` for an array of several elements or an integer outside the range, naming the range.
+    """
+    if isinstance(action, np.ndarray):
+        if action.size != 1:
+            raise ValueError(f"action must be a single integer in [0, {wait_action}], got an array of shape "
+                             f"{action.shape}")
+        action = action.reshape(()).item()
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        if isinstance(action, (float, np.floating)) and float(action).is_integer():
+            action = int(action)
+        else:
+            raise TypeError(f"action must be an integer in [0, {wait_action}], got {action!r}")
+    a = int(action)
+    if not 0 <= a <= wait_action:
+        raise ValueError(f"action={a} is out of range; allowed [0, {wait_action}] ({wait_action} = wait)")
+    return a

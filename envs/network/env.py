@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from astrogym.envs.common.actions import as_discrete_action
 from astrogym.envs.common.base import AstrogymEnv
 from astrogym.envs.network import kernels as NK
 from astrogym.envs.network.config import NetworkConfig
@@ -18,7 +18,7 @@ from astrogym.envs.scheduling import features as F
 from astrogym.envs.scheduling import kernels as K
 from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.catalogue import Catalogue, random_catalogue
-from astrogym.envs.scheduling.env import EDGE_GRID_S, visibility_mask
+from astrogym.envs.scheduling.env import EDGE_GRID_S, first_date, visibility_mask
 from astrogym.envs.scheduling.graph import angular_separation_deg, build_edges
 from astrogym.envs.scheduling.night import NightTable, night_table
 from astrogym.envs.scheduling.sites import Site, get_site
@@ -366,15 +366,7 @@ class TelescopeNetworkEnv(AstrogymEnv):
         super().reset(seed=seed)
         options = self._reset_options(options)
         cfg = self.config
-        if "date" in options:
-            try:
-                date = datetime.date.fromisoformat(str(options["date"]))
-            except ValueError:
-                raise ValueError(f"reset option 'date'={options['date']!r} is not YYYY-MM-DD") from None
-        else:
-            date = datetime.date.fromisoformat(cfg.date)
-            if cfg.date_range_days > 0:
-                date += datetime.timedelta(days=int(self.np_random.integers(cfg.date_range_days)))
+        date = first_date(options, cfg, self.np_random)
         weathers = options.get("weather")
         if weathers is not None and (not isinstance(weathers, (list, tuple)) or len(weathers) != self.n_telescopes
                                      or not all(isinstance(w, WeatherTrack) for w in weathers)):
@@ -514,20 +506,7 @@ class TelescopeNetworkEnv(AstrogymEnv):
         return self._obs(), float(reward), terminated, False, self._info(invalid, acted)
 
     def _check_action(self, action) -> int:
-        if isinstance(action, np.ndarray):
-            if action.size != 1:
-                raise ValueError(f"action must be a single integer in [0, {self.wait_action}], got an array of shape "
-                                 f"{action.shape}")
-            action = action.reshape(()).item()
-        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-            if isinstance(action, (float, np.floating)) and float(action).is_integer():
-                action = int(action)
-            else:
-                raise TypeError(f"action must be an integer in [0, {self.wait_action}], got {action!r}")
-        a = int(action)
-        if not 0 <= a <= self.wait_action:
-            raise ValueError(f"action={a} is out of range; allowed [0, {self.wait_action}] ({self.wait_action} = wait)")
-        return a
+        return as_discrete_action(action, self.wait_action)
 
     def _why_invalid(self, a: int) -> str:
         who = self.sites[self._decider].name

@@ -26,41 +26,22 @@ from numba import njit
 
 from astrogym.envs.scheduling import features as F
 from astrogym.envs.scheduling.kernels import (
-    PAR_BONUS,
     PAR_GRID,
     PAR_NIGHT_LEN,
-    PAR_WAIT,
-    PAR_WEIGHT,
     R_OBSERVED,
-    R_WAITED,
-    S_AIRMASS_SUM,
-    S_COMPLETED_PW,
     S_EXPOSURE,
     S_FILTER,
-    S_FILTER_CHANGES,
     S_N_EXP,
     S_OFFSET,
-    S_OVERHEAD,
-    S_OVERHEAD_LAST,
-    S_POINT,
-    S_READOUT,
-    S_REWARD,
-    S_SNR_LAST,
     S_T,
-    S_VISITS_DONE,
-    S_WAIT,
-    T_EXP,
-    T_FILT,
     T_GAP,
     T_NVIS,
     T_PRIO,
-    T_SNR,
+    credit_exposure,
     edge_kernel,
-    exposure_snr,
+    expose,
     observe_kernel,
-    overhead_time,
 )
-from astrogym.envs.scheduling.telescope import P_READOUT
 
 # pending exposure of a telescope: target (-1: none), SNR^2, start and end (network seconds), its log entry
 PD_TARGET, PD_SNR2, PD_START, PD_END, PD_LOG, PD_COLS = range(6)
@@ -85,75 +66,35 @@ SITE_NODE_HIGH = np.array([1, 1, 1], np.float32)
 
 @njit(cache=True)
 def commit(action, alt, az, lst, ra_app, dec_app, sky, seeing, cloud_tau, targ, par, st, tonight, pending, log_index):
-    """The deciding telescope's action: wait, or slew and expose (effect on the pool left in ``pending``).
-
-    The telescope's own tallies move as in :func:`~astrogym.envs.scheduling.kernels.step_kernel`; returns its
-    result code (``R_OBSERVED`` or ``R_WAITED``).
-    """
-    n_targets = targ.shape[0]
-    t = st[S_T]
-    night_len = par[PAR_NIGHT_LEN]
-    if action >= n_targets:
-        dt = min(par[PAR_WAIT], night_len - t)
-        st[S_T] = t + dt
-        st[S_WAIT] += dt
-        st[S_OVERHEAD_LAST] = 0.0
-        st[S_SNR_LAST] = 0.0
-        return R_WAITED
-    n = action
-    overhead = overhead_time(int(st[S_POINT]), n, t, alt, az, lst, ra_app, dec_app, targ, par, int(st[S_FILTER]))
-    if int(targ[n, T_FILT]) != int(st[S_FILTER]):
-        st[S_FILTER_CHANGES] += 1.0
-        st[S_FILTER] = targ[n, T_FILT]
-    start = t + overhead
-    exposure = targ[n, T_EXP]
-    snr, x = exposure_snr(n, start + 0.5 * exposure, alt, sky, seeing, cloud_tau, targ, par)
-    end = start + exposure
-    pending[PD_TARGET] = n
-    pending[PD_SNR2] = snr * snr
-    pending[PD_START] = st[S_OFFSET] + start
-    pending[PD_END] = st[S_OFFSET] + end
-    pending[PD_LOG] = log_index
-    tonight[n] = 1
-    st[S_T] = min(end + par[P_READOUT], night_len)
-    st[S_POINT] = n
-    st[S_EXPOSURE] += exposure
-    st[S_OVERHEAD] += overhead
-    st[S_READOUT] += st[S_T] - end
-    st[S_N_EXP] += 1.0
-    st[S_AIRMASS_SUM] += x
-    st[S_OVERHEAD_LAST] = overhead
-    st[S_SNR_LAST] = snr
-    return R_OBSERVED
+    """The deciding telescope's action (the single-site :func:`~astrogym.envs.scheduling.kernels.expose`); an
+    exposure's effect on the pool is left in ``pending`` until it ends. Returns the result code."""
+    code, snr, start, end = expose(action, alt, az, lst, ra_app, dec_app, sky, seeing, cloud_tau, targ, par, st,
+                                   tonight)
+    if code == R_OBSERVED:
+        pending[PD_TARGET] = action
+        pending[PD_SNR2] = snr * snr
+        pending[PD_START] = st[S_OFFSET] + start
+        pending[PD_END] = st[S_OFFSET] + end
+        pending[PD_LOG] = log_index
+    return code
 
 
 @njit(cache=True)
 def apply_exposure(pending, targ, par, st, visits, snr2, last_end, net, too_done, n_catalogue):
-    """Add a finished exposure to the shared pool; returns (reward, outcome ``COUNTED``/``DUPLICATE``)."""
+    """Add a finished exposure to the shared pool (:func:`~astrogym.envs.scheduling.kernels.credit_exposure`);
+    returns (reward, outcome ``COUNTED``/``DUPLICATE``)."""
     n = int(pending[PD_TARGET])
     nvis = targ[n, T_NVIS]
     if visits[n] >= int(nvis) or (visits[n] > 0 and snr2[n] == 0.0 and pending[PD_START] < last_end[n] + targ[n, T_GAP]):
         net[NET_DUPLICATES] += 1.0
         return 0.0, DUPLICATE
-    req2 = targ[n, T_SNR] * targ[n, T_SNR]
-    before = min(1.0, snr2[n] / req2)
-    snr2[n] += pending[PD_SNR2]
-    after = min(1.0, snr2[n] / req2)
-    reward = targ[n, T_PRIO] * (after - before) / nvis
-    if after >= 1.0:
-        visits[n] += 1
-        snr2[n] = 0.0
-        last_end[n] = pending[PD_END]
-        st[S_VISITS_DONE] += 1.0
-        st[S_COMPLETED_PW] += targ[n, T_PRIO] / nvis
+    done_before = visits[n]
+    reward = credit_exposure(n, pending[PD_SNR2], pending[PD_END], targ, par, st, visits, snr2, last_end)
+    if visits[n] > done_before:
         net[NET_VISITS] += 1.0
         net[NET_COMPLETED_PW] += targ[n, T_PRIO] / nvis
-        if visits[n] == int(nvis) and nvis > 1:
-            reward += par[PAR_BONUS] * targ[n, T_PRIO]
         if n >= n_catalogue and too_done[n - n_catalogue] < 0.0:
             too_done[n - n_catalogue] = pending[PD_END]
-    reward /= par[PAR_WEIGHT]
-    st[S_REWARD] += reward
     net[NET_REWARD] += reward
     return reward, COUNTED
 

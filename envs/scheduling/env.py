@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from astrogym.envs.common.actions import as_discrete_action
 from astrogym.envs.common.base import AstrogymEnv
 from astrogym.envs.scheduling import kernels as K
 from astrogym.envs.scheduling import features as F
@@ -55,6 +56,20 @@ def visibility_mask(table: NightTable, catalogue: Catalogue, cfg: SchedulingConf
         inside = (mjd[:, None] >= catalogue.window_start[None, :]) & (mjd[:, None] <= catalogue.window_end[None, :])
         vis &= np.where(has_window[None, :], inside, True)
     return vis
+
+
+def first_date(options: dict, cfg, rng: np.random.Generator) -> datetime.date:
+    """The episode's first evening: the reset option ``date`` (ISO ``YYYY-MM-DD``, else ``ValueError``), or the
+    config's ``date`` plus a day drawn from ``rng`` in ``[0, date_range_days)`` when that is positive."""
+    if "date" in options:
+        try:
+            return datetime.date.fromisoformat(str(options["date"]))
+        except ValueError:
+            raise ValueError(f"reset option 'date'={options['date']!r} is not YYYY-MM-DD") from None
+    start = datetime.date.fromisoformat(cfg.date)
+    if cfg.date_range_days > 0:
+        start += datetime.timedelta(days=int(rng.integers(cfg.date_range_days)))
+    return start
 
 
 def _global_bounds(forecast: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -379,15 +394,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         elif cfg.n_targets_range is not None and not cfg.catalogue_path:
             pooled = int(self.np_random.integers(cfg.catalogue_pool))
             self._set_catalogue(self._pool_catalogue(pooled))
-        if "date" in options:
-            try:
-                start = datetime.date.fromisoformat(str(options["date"]))
-            except ValueError:
-                raise ValueError(f"reset option 'date'={options['date']!r} is not YYYY-MM-DD") from None
-        else:
-            start = datetime.date.fromisoformat(cfg.date)
-            if cfg.date_range_days > 0:
-                start += datetime.timedelta(days=int(self.np_random.integers(cfg.date_range_days)))
+        start = first_date(options, cfg, self.np_random)
         weathers = options.get("weather")
         if weathers is not None:
             if not isinstance(weathers, (list, tuple)) or not all(isinstance(w, WeatherTrack) for w in weathers):
@@ -508,20 +515,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         return self._obs(), float(reward), terminated, False, self._info(invalid)
 
     def _check_action(self, action) -> int:
-        if isinstance(action, np.ndarray):
-            if action.size != 1:
-                raise ValueError(f"action must be a single integer in [0, {self.wait_action}], got an array of shape "
-                                 f"{action.shape}")
-            action = action.reshape(()).item()
-        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-            if isinstance(action, (float, np.floating)) and float(action).is_integer():
-                action = int(action)
-            else:
-                raise TypeError(f"action must be an integer in [0, {self.wait_action}], got {action!r}")
-        a = int(action)
-        if not 0 <= a <= self.wait_action:
-            raise ValueError(f"action={a} is out of range; allowed [0, {self.wait_action}] ({self.wait_action} = wait)")
-        return a
+        return as_discrete_action(action, self.wait_action)
 
     def _why_invalid(self, a: int) -> str:
         if a >= len(self.catalogue):

@@ -213,18 +213,12 @@ def can_observe(n, t, overhead, vis_run, targ, par, visits, snr2, last_end, offs
     return visible_through(vis_run, n, start, end, par[PAR_GRID])
 
 
-@njit(cache=True)
-def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, cloud_tau, targ, par, st, visits, snr2,
-                last_end, tonight):
-    """Apply one decision; returns (reward, result code). Actions 0..N-1 observe, N (or more) waits.
-
-    Observing: overhead (slew / filter change), one exposure of the target's length, readout. The
-    exposure's SNR^2 adds to the visit's; the visit completes when it reaches the requested SNR^2
-    (the excess is not carried over). Reward: priority x progress of the visit / n_visits, plus
-    ``bonus`` x priority when a multi-visit target completes, all divided by the catalogue's total
-    weight (so a night's return is its priority-weighted completion, bonus included).
-    Waiting: ``wait_s`` or up to the end of the night. The caller checks the mask first.
-    """
+@njit(cache=True, inline="always")
+def expose(action, alt, az, lst, ra_app, dec_app, sky, seeing, cloud_tau, targ, par, st, tonight):
+    """The telescope's half of a decision: wait (``wait_s`` or to the end of the night), or slew (a filter change
+    in parallel), expose and read out. Moves the telescope's clock, pointing, filter and tallies in ``st``;
+    returns (result code, the exposure's SNR, its start and end in seconds of the night). What it does to its
+    target is :func:`credit_exposure` (at once here, at the exposure's end in the network env)."""
     n_targets = targ.shape[0]
     t = st[S_T]
     night_len = par[PAR_NIGHT_LEN]
@@ -234,7 +228,7 @@ def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, clo
         st[S_WAIT] += dt
         st[S_OVERHEAD_LAST] = 0.0
         st[S_SNR_LAST] = 0.0
-        return 0.0, R_WAITED
+        return R_WAITED, 0.0, t, t
     n = action
     current = int(st[S_POINT])
     overhead = overhead_time(current, n, t, alt, az, lst, ra_app, dec_app, targ, par, int(st[S_FILTER]))
@@ -244,24 +238,9 @@ def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, clo
     start = t + overhead
     exposure = targ[n, T_EXP]
     snr, x = exposure_snr(n, start + 0.5 * exposure, alt, sky, seeing, cloud_tau, targ, par)
-    req2 = targ[n, T_SNR] * targ[n, T_SNR]
-    before = min(1.0, snr2[n] / req2)
-    snr2[n] += snr * snr
-    after = min(1.0, snr2[n] / req2)
-    nvis = targ[n, T_NVIS]
-    reward = targ[n, T_PRIO] * (after - before) / nvis
     end = start + exposure
-    if after >= 1.0:
-        visits[n] += 1
-        snr2[n] = 0.0
-        last_end[n] = st[S_OFFSET] + end
-        st[S_VISITS_DONE] += 1.0
-        st[S_COMPLETED_PW] += targ[n, T_PRIO] / nvis
-        if visits[n] == int(nvis) and nvis > 1:
-            reward += par[PAR_BONUS] * targ[n, T_PRIO]
     tonight[n] = 1
-    readout = par[P_READOUT]
-    st[S_T] = min(end + readout, night_len)
+    st[S_T] = min(end + par[P_READOUT], night_len)
     st[S_POINT] = n
     st[S_EXPOSURE] += exposure
     st[S_OVERHEAD] += overhead
@@ -270,9 +249,48 @@ def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, clo
     st[S_AIRMASS_SUM] += x
     st[S_OVERHEAD_LAST] = overhead
     st[S_SNR_LAST] = snr
+    return R_OBSERVED, snr, start, end
+
+
+@njit(cache=True, inline="always")
+def credit_exposure(n, snr_squared, end_s, targ, par, st, visits, snr2, last_end):
+    """An exposure's SNR^2 added to target n's current visit; returns the normalised reward. ``end_s`` (on the
+    clock of ``last_end``) becomes the visit's end when it completes; tallies go to ``st``."""
+    req2 = targ[n, T_SNR] * targ[n, T_SNR]
+    before = min(1.0, snr2[n] / req2)
+    snr2[n] += snr_squared
+    after = min(1.0, snr2[n] / req2)
+    nvis = targ[n, T_NVIS]
+    reward = targ[n, T_PRIO] * (after - before) / nvis
+    if after >= 1.0:
+        visits[n] += 1
+        snr2[n] = 0.0
+        last_end[n] = end_s
+        st[S_VISITS_DONE] += 1.0
+        st[S_COMPLETED_PW] += targ[n, T_PRIO] / nvis
+        if visits[n] == int(nvis) and nvis > 1:
+            reward += par[PAR_BONUS] * targ[n, T_PRIO]
     reward /= par[PAR_WEIGHT]
     st[S_REWARD] += reward
-    return reward, R_OBSERVED
+    return reward
+
+
+@njit(cache=True)
+def step_kernel(action, alt, az, lst, ra_app, dec_app, sky, vis_run, seeing, cloud_tau, targ, par, st, visits, snr2,
+                last_end, tonight):
+    """Apply one decision; returns (reward, result code). Actions 0..N-1 observe, N (or more) waits.
+
+    Observing: overhead (slew / filter change), one exposure of the target's length, readout
+    (:func:`expose`). The exposure's SNR^2 adds to the visit's; the visit completes when it reaches the
+    requested SNR^2 (the excess is not carried over). Reward (:func:`credit_exposure`): priority x
+    progress of the visit / n_visits, plus ``bonus`` x priority when a multi-visit target completes, all
+    divided by the catalogue's total weight (so a night's return is its priority-weighted completion,
+    bonus included). Waiting: ``wait_s`` or up to the end of the night. The caller checks the mask first.
+    """
+    code, snr, _, end = expose(action, alt, az, lst, ra_app, dec_app, sky, seeing, cloud_tau, targ, par, st, tonight)
+    if code == R_WAITED:
+        return 0.0, R_WAITED
+    return credit_exposure(action, snr * snr, st[S_OFFSET] + end, targ, par, st, visits, snr2, last_end), R_OBSERVED
 
 
 @njit(cache=True, inline="always")

@@ -8,31 +8,26 @@ from pathlib import Path
 import numpy as np
 
 from astrogym.agents.registry import NETWORK_IDS
+from astrogym.experiments.domains.scheduling import ScheduleRecorder
 from astrogym.experiments.registry import Domain, Metric, register_domain
 
 _FINAL_KEYS = ("priority_weighted_completion", "toos_arrived", "toos_served", "too_mean_latency_s", "duplicates",
                "open_shutter_fraction", "completed_visits")
 
 
-class NetworkRecorder:
-    """The env's end-of-night metrics (its final ``info``), the ToO service rate, each telescope's open-shutter
-    fraction (``open_shutter_<k>``) and the rate of masked actions chosen."""
+class NetworkRecorder(ScheduleRecorder):
+    """The single-site recorder's metrics with the network's keys, plus the ToO service rate and each telescope's
+    open-shutter fraction (``open_shutter_<k>``)."""
 
-    def reset(self, env, info):
-        self.steps = self.invalid = 0
-
-    def step(self, reward, info):
-        self.steps += 1
-        self.invalid += int(bool(info.get("invalid_action", False)))
+    KEYS = _FINAL_KEYS
 
     def finish(self, env, info, terminated):
-        out = {k: float(info[k]) for k in _FINAL_KEYS if k in info}
+        out = super().finish(env, info, terminated)
         arrived = out.get("toos_arrived", 0.0)
         # a night without ToOs has no service rate: NaN, left out of the means
         out["too_served_fraction"] = out.get("toos_served", 0.0) / arrived if arrived else float("nan")
         for k, value in enumerate(np.asarray(info.get("open_shutter_per_telescope", [])).ravel()):
             out[f"open_shutter_{k}"] = float(value)
-        out["invalid_action_rate"] = self.invalid / max(self.steps, 1)
         return out
 
 

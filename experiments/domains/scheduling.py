@@ -12,7 +12,9 @@ _FINAL_KEYS = ("priority_weighted_completion", "open_shutter_fraction", "mean_ov
 
 
 class ScheduleRecorder:
-    """The env's end-of-night metrics (its final ``info``) and the rate of masked actions chosen."""
+    """The env's end-of-night metrics (its final ``info``, keys ``KEYS``) and the rate of masked actions chosen."""
+
+    KEYS = _FINAL_KEYS
 
     def reset(self, env, info):
         self.steps = self.invalid = 0
@@ -22,7 +24,7 @@ class ScheduleRecorder:
         self.invalid += int(bool(info.get("invalid_action", False)))
 
     def finish(self, env, info, terminated):
-        out = {k: float(info[k]) for k in _FINAL_KEYS if k in info}
+        out = {k: float(info[k]) for k in self.KEYS if k in info}
         out["invalid_action_rate"] = self.invalid / max(self.steps, 1)
         return out
 
