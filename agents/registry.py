@@ -346,7 +346,8 @@ _BUILTIN += (
     ("coordinated-greedy", "_coordinated_greedy", NETWORK_IDS, "greedy that skips targets in flight elsewhere and "
      "defers to a better-placed telescope about to be free", True),
     ("lookahead", "_network_lookahead_online", NETWORK_IDS, "coordinated-greedy rollouts of the whole network for "
-     "the top candidates, weather and ToOs known only so far (expected-weather forecast)", True),
+     "the top candidates, weather and ToOs known only so far (expected-weather forecast; `evaluate` only: ~50 s "
+     "per small night)", False),
     ("lookahead-clairvoyant", "_network_lookahead_clairvoyant", NETWORK_IDS, "the same rollouts with the true "
      "weather and ToOs (a clairvoyant reference; `evaluate` only: the optimum covers it in the main job)", False),
     ("optimum", "_optimum", NETWORK_IDS, "offline search over action sequences with every site's weather and the "
