@@ -128,7 +128,8 @@ class Evaluation:
     def gaps(self) -> dict[str, dict[str, dict[str, float]]]:
         """Per policy, the relative gap in return to the best known plan of each seed (the highest return any
         policy here reached on it) and to the upper bound a policy reported for the seed (``upper_bound`` in its
-        episode rows: the offline optimum's LP bound); ``{}`` without any bound."""
+        episode rows: the offline optimum's LP bound; NaN where none was reported); ``{}`` when no policy is a
+        planner (no ``solve_seconds``) and none reported a bound."""
         best: dict[int, float] = {}
         bound: dict[int, float] = {}
         for rows in self.episodes.values():
@@ -136,7 +137,8 @@ class Evaluation:
                 best[r["seed"]] = max(best.get(r["seed"], -np.inf), r["return"])
                 if r.get("upper_bound") is not None:
                     bound[r["seed"]] = min(bound.get(r["seed"], np.inf), r["upper_bound"])
-        if not bound:
+        planner = any("solve_seconds" in r for rows in self.episodes.values() for r in rows)
+        if not bound and not planner:
             return {}
         out = {}
         for name, rows in self.episodes.items():
@@ -144,18 +146,19 @@ class Evaluation:
             to_bound = [(bound[r["seed"]] - r["return"]) / bound[r["seed"]] for r in rows
                         if bound.get(r["seed"], 0) > 0]
             out[name] = {"to_best": dict(zip(("mean", "ci95"), mean_ci(to_best))),
-                         "to_bound": dict(zip(("mean", "ci95"), mean_ci(to_bound)))}
+                         "to_bound": (dict(zip(("mean", "ci95"), mean_ci(to_bound))) if to_bound
+                                      else {"mean": float("nan"), "ci95": float("nan")})}
         return out
 
     def gap_table(self) -> str:
-        """Markdown of :meth:`gaps` (empty without a bound), with the planner's status and solve times."""
+        """Markdown of :meth:`gaps` (empty without a planner or a bound), with the planner's status and solve times."""
         gaps = self.gaps()
         if not gaps:
             return ""
         lines = ["", "| policy | gap to the best known plan | gap to the upper bound |", "|---|---|---|"]
         for name, g in gaps.items():
             cells = [_fmt({"mean": 100 * g[k]["mean"], "ci95": 100 * g[k]["ci95"]}, ".1f") + "%"
-                     for k in ("to_best", "to_bound")]
+                     if np.isfinite(g[k]["mean"]) else "- (no bound)" for k in ("to_best", "to_bound")]
             lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
         notes = []
         for name, rows in self.episodes.items():

@@ -299,3 +299,16 @@ def test_offline_optimum_on_a_small_network_is_never_below_its_warm_starts_and_r
         assert total == pytest.approx(optimum.objective, abs=1e-12) and optimum.diverged == 0
         assert total >= max(base, blind) - 1e-12
         assert optimum.status == "feasible" and optimum.upper_bound is None  # no network LP bound
+
+
+def test_gap_table_reports_the_best_known_plan_without_a_bound():
+    from astrogym.experiments.evaluation import Evaluation
+    from astrogym.experiments.scenarios import get_scenario
+
+    ev = Evaluation(ENV_ID, get_scenario(ENV_ID, "small"), None)
+    ev.episodes = {"coordinated-greedy": [{"seed": s, "return": 0.5} for s in range(3)],
+                   "optimum": [{"seed": s, "return": 0.55, "solve_seconds": 1.0, "status": "feasible"}
+                               for s in range(3)]}
+    table = ev.gap_table()
+    assert "| optimum | 0.0 +- 0.0% | - (no bound) |" in table and "status feasible" in table
+    assert ev.gaps()["coordinated-greedy"]["to_best"]["mean"] == pytest.approx(0.05 / 0.55)
