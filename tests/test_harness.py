@@ -264,3 +264,16 @@ def test_subpackages_import_under_the_namespace_only():
     for bare in ("envs", "agents", "surrogates", "experiments"):
         out = subprocess.run([sys.executable, "-c", f"import {bare}"], capture_output=True, text=True, cwd="/")
         assert out.returncode != 0, f"a bare '{bare}' package is importable"
+
+
+def test_every_package_folder_is_installed():
+    """Each folder with an ``__init__.py`` under the four layers is listed in pyproject's packages (a fresh install
+    would otherwise miss it, while the editable checkout still imports it)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"astrogym." + ".".join(init.parent.relative_to(root).parts)
+             for layer in ("envs", "agents", "surrogates", "experiments") for init in (root / layer).rglob("__init__.py")
+             if "__pycache__" not in init.parts}
+    assert found - listed == set(), f"add to pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
