@@ -8,6 +8,23 @@ import numpy as np
 import gymnasium as gym
 
 
+def one_observation(observation: Any, who: str) -> tuple[Any, bool]:
+    """For policies that follow one env (planners, simulating lookaheads): a scheduling env's Dict observation, or
+    a batch of one of them, as one observation; returns ``(observation, batched)``. Anything without a batched
+    ``nodes`` entry is returned as it is.
+
+    Raises
+    ------
+    ValueError: a batch of several observations (naming ``who``).
+    """
+    if not isinstance(observation, dict) or "nodes" not in observation or np.asarray(observation["nodes"]).ndim != 3:
+        return observation, False
+    n = np.asarray(observation["nodes"]).shape[0]
+    if n != 1:
+        raise ValueError(f"{who} follows one env; got a batch of {n} observations")
+    return {k: np.asarray(v)[0] for k, v in observation.items()}, True
+
+
 class Policy:
     """A policy with stable-baselines3's ``predict`` signature.
 

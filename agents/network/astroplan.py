@@ -14,13 +14,12 @@ priority first), then resumes the plan at its clock, which is how observatories 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from astrogym.agents.base import Policy
-from astrogym.agents.scheduling.replay import PlanEntry, PlanReplayer
+from astrogym.agents.scheduling.replay import PlanReplayer
 from astrogym.envs.network.env import TelescopeNetworkEnv
 from astrogym.envs.scheduling import kernels as K
 
@@ -93,10 +92,8 @@ class AstroplanPerSite(Policy):
             planner = AstroplanScheduler(single, kind=self.kind, **self.planner_options)
             self.planners.append(planner)
             self.plan_seconds += planner.plan_seconds
-            entries = [PlanEntry(target=b.target, earliest_s=b.decision_s, night=0,
-                                 max_exposures=math.ceil(planner.max_exposure_factor * b.n_exposures - 1e-9))
-                       for b in planner.plan]
-            self._replayers.append(PlanReplayer(entries, lead_s=planner.start_tolerance_s))
+            # the single-site env's one night is night 0, as the replay's view reports it
+            self._replayers.append(PlanReplayer(planner.plan_entries(), lead_s=planner.start_tolerance_s))
         self._episode = id(env.site_nights)
 
     def reset(self) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from astrogym.agents.base import Policy
+from astrogym.agents.base import Policy, one_observation
 from astrogym.agents.network.greedy import CoordinatedGreedy
 from astrogym.agents.scheduling.lookahead import check_lookahead_options, expected_forecast
 from astrogym.envs.network.env import TelescopeNetworkEnv
@@ -143,11 +143,7 @@ class NetworkLookahead(Policy):
         return int(best)
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True):
-        batched = np.asarray(observation["nodes"]).ndim == 3
-        if batched:
-            if np.asarray(observation["nodes"]).shape[0] != 1:
-                raise ValueError("NetworkLookahead follows one env; got a batch of several observations")
-            observation = {k: np.asarray(v)[0] for k, v in observation.items()}
+        observation, batched = one_observation(observation, "NetworkLookahead")
         self._simulator()
         a = self.choose(observation)
         return (np.array([a]) if batched else a), state

@@ -496,12 +496,15 @@ class AstroplanScheduler:
         self.n_decisions = len(self.plan)
 
     # -- replay -----------------------------------------------------------------------------------------
+    def plan_entries(self) -> list[PlanEntry]:
+        """The stored plan as :class:`~astrogym.agents.scheduling.replay.PlanEntry` s: each block due at its decision
+        time, holding up to ``ceil(max_exposure_factor x n_exposures)`` exposures."""
+        return [PlanEntry(target=b.target, earliest_s=b.decision_s, night=b.night,
+                          max_exposures=math.ceil(self.max_exposure_factor * b.n_exposures - 1e-9)) for b in self.plan]
+
     def _rewind(self) -> None:
         """A fresh replay of the stored plan from the env's current clock (:mod:`replay`'s rule)."""
-        entries = [PlanEntry(target=b.target, earliest_s=b.decision_s, night=b.night,
-                             max_exposures=math.ceil(self.max_exposure_factor * b.n_exposures - 1e-9))
-                   for b in self.plan]
-        self.replay = PlanReplayer(entries, lead_s=self.start_tolerance_s).rewind(self.env)
+        self.replay = PlanReplayer(self.plan_entries(), lead_s=self.start_tolerance_s).rewind(self.env)
 
     @property
     def outcomes(self) -> list[str | None]:

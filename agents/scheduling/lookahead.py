@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from astrogym.agents.base import Policy
+from astrogym.agents.base import Policy, one_observation
 from astrogym.agents.scheduling.greedy import GreedyScheduler
 from astrogym.envs.scheduling.weather import StochasticWeather, WeatherTrack
 
@@ -242,12 +242,8 @@ class RolloutLookahead(Policy):
         ------
         ValueError: a batch of more than one observation (this policy simulates one env).
         """
+        observation, batched = one_observation(observation, "RolloutLookahead")
         nodes = np.asarray(observation["nodes"])
-        batched = nodes.ndim == 3
-        if batched:
-            if nodes.shape[0] != 1:
-                raise ValueError(f"RolloutLookahead follows one env; got a batch of {nodes.shape[0]} observations")
-            nodes = nodes[0]
         u = self.env.unwrapped
         self._simulator(u)
         a = self.choose(u, nodes.astype(np.float64))

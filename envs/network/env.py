@@ -16,7 +16,6 @@ from astrogym.envs.network.config import NetworkConfig
 from astrogym.envs.network.toos import TargetOfOpportunity, draw_toos
 from astrogym.envs.scheduling import features as F
 from astrogym.envs.scheduling import kernels as K
-from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.catalogue import Catalogue, random_catalogue
 from astrogym.envs.scheduling.env import EDGE_GRID_S, first_date, visibility_mask
 from astrogym.envs.scheduling.graph import angular_separation_deg, build_edges
@@ -232,36 +231,19 @@ class TelescopeNetworkEnv(AstrogymEnv):
     # -- set-up -------------------------------------------------------------------------------------------
     def _targ(self, telescope: Telescope, toos: list[TargetOfOpportunity]) -> np.ndarray:
         """(max_targets, T_COLS) kernel columns for one telescope: the catalogue, then the ToO slots."""
-        cat, pool, m = self.catalogue, self.too_pool, self.max_targets
-        mag = np.concatenate([cat.mag, [t.mag for t in toos]])
-        prio = np.concatenate([cat.priority, [t.priority for t in toos]])
-        snr = np.concatenate([cat.snr, [t.snr for t in toos]])
-        exposure = np.concatenate([cat.exposure_s, [t.exposure_s for t in toos]])
-        n_visits = np.concatenate([cat.n_visits, np.ones(len(toos))])
-        gap = np.concatenate([cat.min_gap_s, np.zeros(len(toos))])
-        filt = np.concatenate([cat.filter, [pool.filter[t.pool_index] for t in toos]]).astype(int)
-        targ = np.zeros((m, K.T_COLS))
+        cat, pool = self.catalogue, self.too_pool
+        columns = K.target_columns(
+            np.concatenate([cat.mag, [t.mag for t in toos]]), np.concatenate([cat.priority, [t.priority for t in toos]]),
+            np.concatenate([cat.snr, [t.snr for t in toos]]),
+            np.concatenate([cat.exposure_s, [t.exposure_s for t in toos]]),
+            np.concatenate([cat.n_visits, np.ones(len(toos))]), np.concatenate([cat.min_gap_s, np.zeros(len(toos))]),
+            np.concatenate([cat.filter, [pool.filter[t.pool_index] for t in toos]]), telescope.aperture_m)
+        targ = np.zeros((self.max_targets, K.T_COLS))
         targ[:, K.T_NVIS] = 1.0  # empty slots: one visit, never visible
         targ[:, K.T_SNR] = 1.0
         targ[:, K.T_EXP] = 60.0
-        n = filt.size
-        cm = photometry.cm_for_aperture(telescope.aperture_m)
-        targ[:n, K.T_MAG], targ[:n, K.T_PRIO], targ[:n, K.T_SNR] = mag, prio, snr
-        targ[:n, K.T_EXP], targ[:n, K.T_NVIS], targ[:n, K.T_GAP] = exposure, n_visits, gap
-        targ[:n, K.T_FILT], targ[:n, K.T_CM] = filt, cm[filt]
-        targ[:n, K.T_EXT], targ[:n, K.T_WL] = photometry.EXTINCTION[filt], photometry.WAVELENGTH_NM[filt]
+        targ[:columns.shape[0]] = columns
         return targ
-
-    def _params(self, site: Site, telescope: Telescope, length_s: float) -> np.ndarray:
-        cfg = self.config
-        par = np.zeros(K.PAR_COLS)
-        par[:K.N_TEL] = telescope.params()
-        par[K.PAR_SYS_FWHM], par[K.PAR_WAIT], par[K.PAR_BONUS] = telescope.system_fwhm_arcsec, cfg.wait_s, \
-            cfg.sequence_bonus
-        par[K.PAR_WEIGHT], par[K.PAR_GRID], par[K.PAR_NIGHT_LEN] = self.total_weight, cfg.grid_s, length_s
-        par[K.PAR_PARK_ALT], par[K.PAR_PARK_AZ] = cfg.park_altitude_deg, 180.0 if site.latitude_deg >= 0 else 0.0
-        par[K.PAR_PARK_DEC] = site.latitude_deg - (90.0 - cfg.park_altitude_deg) * np.sign(site.latitude_deg or 1.0)
-        return par
 
     _SITE_ARRAYS = ("alt", "az", "lst", "ra_app", "dec_app", "sky", "vis_run", "vis_left", "moon_sep", "seeing",
                     "cloud_tau", "cloud_state", "moon_alt", "moon_phase_angle", "sun_alt")
@@ -425,7 +407,8 @@ class TelescopeNetworkEnv(AstrogymEnv):
         self._arr, self._n_grid = da.arr, da.n_grid
         self._site_args = (da.n_grid, *(da.arr[name] for name in self._SITE_ARRAYS))
         self._targ_all = np.stack([self._targ(tel, self._toos) for tel in self.telescopes])
-        self._par = np.stack([self._params(n.site, n.telescope, n.table.length_s) for n in self._nights])
+        self._par = np.stack([K.night_parameters(n.telescope, n.site, self.config, self.total_weight, n.table.length_s)
+                              for n in self._nights])
         self._st = np.zeros((k_tel, K.S_COLS))
         self._st[:, K.S_OFFSET] = da.offsets
         self._st[:, K.S_POINT] = -1.0

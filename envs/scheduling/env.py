@@ -15,7 +15,6 @@ from astrogym.envs.common.actions import as_discrete_action
 from astrogym.envs.common.base import AstrogymEnv
 from astrogym.envs.scheduling import kernels as K
 from astrogym.envs.scheduling import features as F
-from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.catalogue import Catalogue, load_catalogue, random_catalogue
 from astrogym.envs.scheduling.config import SchedulingConfig
 from astrogym.envs.scheduling.features import (  # noqa: F401  (the observation's layout, re-exported)
@@ -280,13 +279,8 @@ class TelescopeSchedulingEnv(AstrogymEnv):
                              f"max_targets={self.max_targets}")
         self.catalogue = cat = catalogue
         n = len(cat)
-        cm = photometry.cm_for_aperture(self.telescope.aperture_m)
-        targ = np.zeros((n, K.T_COLS))
-        targ[:, K.T_MAG], targ[:, K.T_PRIO], targ[:, K.T_SNR] = cat.mag, cat.priority, cat.snr
-        targ[:, K.T_EXP], targ[:, K.T_NVIS], targ[:, K.T_GAP] = cat.exposure_s, cat.n_visits, cat.min_gap_s
-        targ[:, K.T_FILT], targ[:, K.T_CM] = cat.filter, cm[cat.filter]
-        targ[:, K.T_EXT], targ[:, K.T_WL] = photometry.EXTINCTION[cat.filter], photometry.WAVELENGTH_NM[cat.filter]
-        self._targ = targ
+        self._targ = K.target_columns(cat.mag, cat.priority, cat.snr, cat.exposure_s, cat.n_visits, cat.min_gap_s,
+                                      cat.filter, self.telescope.aperture_m)
         self.total_weight = float(np.sum(cat.priority * (1.0 + self.config.sequence_bonus * (cat.n_visits > 1))))
         src, dst, sep = build_edges(cat.ra, cat.dec, self.config.edges, self.config.k_neighbors)
         self._edge_src, self._edge_dst, self._edge_sep = src, dst, sep
@@ -330,16 +324,7 @@ class TelescopeSchedulingEnv(AstrogymEnv):
         return tables[(k, date)]
 
     def _params(self, night: _Night) -> np.ndarray:
-        cfg, tel = self.config, self.telescope
-        par = np.zeros(K.PAR_COLS)
-        par[:K.N_TEL] = tel.params()
-        par[K.PAR_SYS_FWHM], par[K.PAR_WAIT], par[K.PAR_BONUS] = tel.system_fwhm_arcsec, cfg.wait_s, cfg.sequence_bonus
-        par[K.PAR_WEIGHT], par[K.PAR_GRID] = self.total_weight, cfg.grid_s
-        par[K.PAR_NIGHT_LEN] = night.table.length_s
-        par[K.PAR_PARK_ALT], par[K.PAR_PARK_AZ] = cfg.park_altitude_deg, 180.0 if self.site.latitude_deg >= 0 else 0.0
-        par[K.PAR_PARK_DEC] = self.site.latitude_deg - (90.0 - cfg.park_altitude_deg) * np.sign(
-            self.site.latitude_deg or 1.0)
-        return par
+        return K.night_parameters(self.telescope, self.site, self.config, self.total_weight, night.table.length_s)
 
     def _build_night(self, table: NightTable, offset_s: float, weather: WeatherTrack | None) -> _Night:
         cfg = self.config

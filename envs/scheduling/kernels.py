@@ -47,6 +47,7 @@ from astrogym.envs.scheduling.features import (
     NF_VISITS_LEFT,
     OVERHEAD_SCALE_S,
 )
+from astrogym.envs.scheduling import photometry
 from astrogym.envs.scheduling.photometry import point_source_snr_nb
 from astrogym.envs.scheduling.telescope import (P_A1, P_A2, P_DOME, P_EQUATORIAL, P_FILTER, P_READOUT, P_SETTLE, P_V1,
                                                 P_V2, slew_between, slew_time)
@@ -63,6 +64,33 @@ N_TEL = 9
 
 # result codes of step_kernel
 R_OBSERVED, R_WAITED, R_NIGHT_OVER = 0, 1, 2
+
+
+def target_columns(mag, priority, snr, exposure_s, n_visits, min_gap_s, filt, aperture_m: float) -> np.ndarray:
+    """(N, T_COLS) float64: the kernels' catalogue columns for a telescope of ``aperture_m`` (its zero point ``Cm``
+    per filter), extinction and wavelength from each target's filter index ``filt``."""
+    filt = np.asarray(filt, dtype=int)
+    cm = photometry.cm_for_aperture(aperture_m)
+    targ = np.zeros((filt.size, T_COLS))
+    targ[:, T_MAG], targ[:, T_PRIO], targ[:, T_SNR] = mag, priority, snr
+    targ[:, T_EXP], targ[:, T_NVIS], targ[:, T_GAP] = exposure_s, n_visits, min_gap_s
+    targ[:, T_FILT], targ[:, T_CM] = filt, cm[filt]
+    targ[:, T_EXT], targ[:, T_WL] = photometry.EXTINCTION[filt], photometry.WAVELENGTH_NM[filt]
+    return targ
+
+
+def night_parameters(telescope, site, cfg, total_weight: float, night_length_s: float) -> np.ndarray:
+    """(PAR_COLS,) float64: the telescope's numbers, then ``PAR_*`` for one night. ``cfg`` gives ``wait_s``,
+    ``sequence_bonus``, ``grid_s`` and ``park_altitude_deg``; the telescope parks on its meridian (south of the
+    zenith in the north, north of it in the south)."""
+    par = np.zeros(PAR_COLS)
+    par[:N_TEL] = telescope.params()
+    par[PAR_SYS_FWHM], par[PAR_WAIT], par[PAR_BONUS] = telescope.system_fwhm_arcsec, cfg.wait_s, cfg.sequence_bonus
+    par[PAR_WEIGHT], par[PAR_GRID] = total_weight, cfg.grid_s
+    par[PAR_NIGHT_LEN] = night_length_s
+    par[PAR_PARK_ALT], par[PAR_PARK_AZ] = cfg.park_altitude_deg, 180.0 if site.latitude_deg >= 0 else 0.0
+    par[PAR_PARK_DEC] = site.latitude_deg - (90.0 - cfg.park_altitude_deg) * np.sign(site.latitude_deg or 1.0)
+    return par
 
 
 @njit(cache=True, inline="always")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
 from astrogym.agents.registry import NETWORK_IDS
-from astrogym.experiments.domains.scheduling import ScheduleRecorder
+from astrogym.experiments.domains.scheduling import ScheduleRecorder, plot_each_policy
 from astrogym.experiments.registry import Domain, Metric, register_domain
 
 _FINAL_KEYS = ("priority_weighted_completion", "toos_arrived", "toos_served", "too_mean_latency_s", "duplicates",
@@ -47,27 +46,12 @@ def _throughput(env_id: str, quick: bool) -> str:
 
 def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
     """Each policy's timelines (one lane per telescope) on the default scenario's first evaluation night, as PNGs."""
-    from astrogym.agents.checkpoints import atomic_write_bytes
-    from astrogym.agents.registry import policies_for
     from astrogym.envs.network.plots import timeline_figure
-    from astrogym.experiments.evaluation import evaluate
-    from astrogym.experiments.scenarios import get_scenario
 
-    scenario = get_scenario(env_id, "default")
-    lines = [f"Timelines of evaluation seed {scenario.eval_seeds[0]} (scenario {scenario.label}):\n",
-             "| policy | return | ToOs served | duplicates | plot |", "|---|---|---|---|---|"]
-
-    def plot(name: str, env, row: dict) -> None:
-        buf = io.BytesIO()
-        timeline_figure(env.unwrapped).savefig(buf, format="png")
-        path = out / f"network_timeline_{name}.png"
-        atomic_write_bytes(path, buf.getvalue())
-        lines.append(f"| {name} | {row['return']:.3f} | {row.get('toos_served', 0):.0f}/"
-                     f"{row.get('toos_arrived', 0):.0f} | {row.get('duplicates', 0):.0f} | `{path.name}` |")
-
-    names = [p.name for p in policies_for(env_id, benchmark_only=True) if p.name not in scenario.skip_in_benchmark]
-    evaluate(env_id, scenario, names, episodes=1, progress=False, after_episode=plot)
-    return "\n".join(lines) + "\n"
+    return plot_each_policy(env_id, out, timeline_figure, "network_timeline", "Timelines", (
+        ("return", lambda row: f"{row['return']:.3f}"),
+        ("ToOs served", lambda row: f"{row.get('toos_served', 0):.0f}/{row.get('toos_arrived', 0):.0f}"),
+        ("duplicates", lambda row: f"{row.get('duplicates', 0):.0f}")))
 
 
 NETWORK = register_domain(Domain(

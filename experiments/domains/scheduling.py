@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Callable
 
 from astrogym.agents.registry import SCHEDULING_IDS
 from astrogym.experiments.registry import Domain, Metric, register_domain
@@ -43,32 +44,43 @@ def _throughput(env_id: str, quick: bool) -> str:
                                                                          astroplan_targets=8 if quick else 15))
 
 
+def plot_each_policy(env_id: str, out: Path, figure, file_prefix: str, title: str,
+                     columns: tuple[tuple[str, Callable[[dict], str]], ...]) -> str:
+    """Every benchmarked policy (but those the scenario leaves out of the main job) on the default scenario's first
+    evaluation seed, ``figure(env.unwrapped)`` saved as ``out/{file_prefix}_{policy}.png``; returns a Markdown table
+    of ``columns`` (header, cell of the episode's row) and the plot's file name, under ``title``."""
+    from astrogym.agents.checkpoints import atomic_write_bytes
+    from astrogym.agents.registry import policies_for
+    from astrogym.experiments.evaluation import evaluate
+    from astrogym.experiments.scenarios import get_scenario
+
+    scenario = get_scenario(env_id, "default")
+    headers = ["policy", *(h for h, _ in columns), "plot"]
+    lines = [f"{title} of evaluation seed {scenario.eval_seeds[0]} (scenario {scenario.label}):\n",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+
+    def plot(name: str, env, row: dict) -> None:
+        buf = io.BytesIO()
+        figure(env.unwrapped).savefig(buf, format="png")
+        path = out / f"{file_prefix}_{name}.png"
+        atomic_write_bytes(path, buf.getvalue())
+        lines.append("| " + " | ".join([name, *(cell(row) for _, cell in columns), f"`{path.name}`"]) + " |")
+
+    names = [p.name for p in policies_for(env_id, benchmark_only=True) if p.name not in scenario.skip_in_benchmark]
+    evaluate(env_id, scenario, names, episodes=1, progress=False, after_episode=plot)
+    return "\n".join(lines) + "\n"
+
+
 def _report(env_id: str, out: Path, quick: bool, seed: int) -> str:
     """Each policy's schedule of the default scenario's first evaluation night, as PNGs (sky and timeline).
 
     The lunation study with the offline optimum's solver status and its LP bound is
     ``experiments.evaluate_scheduling.evaluate_scheduling`` (minutes per night set).
     """
-    from astrogym.agents.checkpoints import atomic_write_bytes
-    from astrogym.agents.registry import policies_for
     from astrogym.envs.scheduling.plots import schedule_figure
-    from astrogym.experiments.evaluation import evaluate
-    from astrogym.experiments.scenarios import get_scenario
 
-    scenario = get_scenario(env_id, "default")
-    lines = [f"Schedules of evaluation seed {scenario.eval_seeds[0]} (scenario {scenario.label}):\n",
-             "| policy | return | plot |", "|---|---|---|"]
-
-    def plot(name: str, env, row: dict) -> None:
-        buf = io.BytesIO()
-        schedule_figure(env.unwrapped).savefig(buf, format="png")
-        path = out / f"schedule_{name}.png"
-        atomic_write_bytes(path, buf.getvalue())
-        lines.append(f"| {name} | {row['return']:.3f} | `{path.name}` |")
-
-    evaluate(env_id, scenario, [p.name for p in policies_for(env_id, benchmark_only=True)], episodes=1,
-             progress=False, after_episode=plot)
-    return "\n".join(lines) + "\n"
+    return plot_each_policy(env_id, out, schedule_figure, "schedule", "Schedules",
+                            (("return", lambda row: f"{row['return']:.3f}"),))
 
 
 SCHEDULING = register_domain(Domain(

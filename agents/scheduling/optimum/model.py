@@ -92,7 +92,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from astrogym.agents.base import Policy
+from astrogym.agents.base import Policy, one_observation
 from astrogym.agents.scheduling.optimum.lp_bound import upper_bound_lp
 from astrogym.agents.scheduling.optimum.plan import (
     PROGRESS_SCALE,
@@ -480,14 +480,7 @@ class TimeIndexedPlanner(Policy):
         ------
         ValueError: a batch of more than one observation (this policy follows one env).
         """
-        batched = False
-        if isinstance(observation, dict) and "nodes" in observation:
-            nodes = np.asarray(observation["nodes"])
-            if nodes.ndim == 3:
-                if nodes.shape[0] != 1:
-                    raise ValueError(f"TimeIndexedPlanner follows one env; got a batch of {nodes.shape[0]} "
-                                     "observations")
-                batched = True
+        _, batched = one_observation(observation, "TimeIndexedPlanner")
         u = self.env.unwrapped
         t = float(u.state["time_s"])
         new = (episode_start is not None and bool(np.any(episode_start))) or u.nights is not self._nights_ref \

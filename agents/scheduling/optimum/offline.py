@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from astrogym.agents.base import Policy
+from astrogym.agents.base import Policy, one_observation
 from astrogym.agents.scheduling.greedy import GreedyScheduler
 from astrogym.agents.scheduling.optimum.lp_bound import upper_bound_lp
 from astrogym.agents.scheduling.optimum.search import (
@@ -267,13 +267,7 @@ class OfflineOptimum(Policy):
         ------
         ValueError: a batch of more than one observation (this policy follows one env).
         """
-        batched = False
-        if isinstance(observation, dict) and "nodes" in observation:
-            nodes = np.asarray(observation["nodes"])
-            if nodes.ndim == 3:
-                if nodes.shape[0] != 1:
-                    raise ValueError(f"OfflineOptimum follows one env; got a batch of {nodes.shape[0]} observations")
-                batched = True
+        observation, batched = one_observation(observation, "OfflineOptimum")
         u = self.env.unwrapped
         clock = u.search_clock
         new = (episode_start is not None and bool(np.any(episode_start))) or _episode(u) is not self._nights_ref \
@@ -288,8 +282,7 @@ class OfflineOptimum(Policy):
             a = self.actions[k]
         else:  # the env is not where the plan is (it was stepped by someone else): greedy from here
             self.diverged += 1
-            obs = {key: np.asarray(v)[0] if batched else v for key, v in observation.items()}
-            a = int(np.asarray(base_greedy(u).predict(obs)[0]).reshape(-1)[0])
+            a = int(np.asarray(base_greedy(u).predict(observation)[0]).reshape(-1)[0])
         return (np.array([a]) if batched else a), None
 
 
